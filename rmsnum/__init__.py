@@ -1,0 +1,28 @@
+"""rmsnum: RMSProp-family optimizers, written once, compiled for NumPy and Numba.
+
+>>> import rmsnum as rn
+>>> traj = rn.simulate(rn.RMSProp(lr=0.4), rn.quadratic_2d(), x0=(-5.0, -2.0), steps=20)
+>>> round(float(traj.x[-1, 0]), 6)
+-0.010599
+"""
+
+from .objectives import Quadratic, quadratic_2d, rotated_quadratic_2d
+from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
+from .simulate import Trajectory, simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adagrad",
+    "Adam",
+    "Momentum",
+    "Optimizer",
+    "OptimizerState",
+    "Quadratic",
+    "RMSProp",
+    "SGD",
+    "Trajectory",
+    "quadratic_2d",
+    "rotated_quadratic_2d",
+    "simulate",
+]

@@ -1,0 +1,93 @@
+"""Argument checks shared by the public functions.
+
+Each check raises before any array is touched: ``TypeError`` for a wrong kind,
+``ValueError`` for a wrong value, with a message that names the argument, what
+was given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def real(
+    name: str,
+    value: Any,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite Python float inside the given interval."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    v = float(value)
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    allowed = f"{left}{low:g}, {high:g}{right}"
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite and in {allowed}, got {value!r}")
+    too_low = v <= low if low_open else v < low
+    too_high = v >= high if high_open else v > high
+    if too_low or too_high:
+        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
+    return v
+
+
+def boolean(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool; only ``True``/``False`` are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def integer(name: str, value: Any, *, low: int = 0) -> int:
+    """Return ``value`` as a Python int ``>= low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    v = int(value)
+    if v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return v
+
+
+def float_dtype(name: str, value: Any) -> np.dtype:
+    """Return ``value`` as ``np.dtype(float32)`` or ``np.dtype(float64)``."""
+    try:
+        dt = np.dtype(value)
+    except TypeError as err:
+        raise TypeError(f"{name} must be float32 or float64, got {value!r}") from err
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def float_array(name: str, value: Any) -> np.ndarray:
+    """Check that ``value`` is a C-contiguous float32/float64 ndarray (no copy, no cast)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must have dtype float32 or float64, got {value.dtype}; "
+            "convert it explicitly (rmsnum never casts silently)"
+        )
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass numpy.ascontiguousarray({name})")
+    return value
+
+
+def seed(name: str, value: Any) -> int | None:
+    """Return a seed as a non-negative int below 2**63, or None."""
+    if value is None:
+        return None
+    v = integer(name, value)
+    if v >= 2**63:
+        raise ValueError(f"{name} must be in [0, 2**63), got {value!r}")
+    return v

@@ -1,0 +1,55 @@
+"""An honest on-disk cache key for rmsnum's compiled kernels.
+
+Numba's cache checks only the source file of the kernel itself, but our
+kernels inline the scalar rules from :mod:`rmsnum.rules`. This locator adds a
+digest of those sources to the cache's freshness stamp, so editing a rule
+invalidates every cached kernel that compiled it. It applies only to files of
+the ``rmsnum`` package; every other function keeps Numba's own locators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from numba.core import caching
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# Sources compiled into kernels besides the kernel's own file.
+COMPILED_SOURCES = (PACKAGE_DIR / "rules.py",)
+
+
+def sources_digest() -> str:
+    """SHA-256 over the sources that kernels inline (read on every call)."""
+    h = hashlib.sha256()
+    for path in COMPILED_SOURCES:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class _RulesAware:
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not Path(py_file).resolve().is_relative_to(PACKAGE_DIR):
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return (super().get_source_stamp(), sources_digest())
+
+
+class InTreeRulesLocator(_RulesAware, caching.InTreeCacheLocator):
+    """``__pycache__`` beside the kernel's file, stamped with the rules' digest."""
+
+
+class UserWideRulesLocator(_RulesAware, caching.UserWideCacheLocator):
+    """Numba's user-wide cache directory (read-only installs), stamped likewise."""
+
+
+def install() -> None:
+    """Put the rules-aware locators first in Numba's list (idempotent)."""
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    locators = impl._locator_classes
+    for cls in (UserWideRulesLocator, InTreeRulesLocator):
+        if cls not in locators:
+            locators.insert(0, cls)

@@ -1,0 +1,104 @@
+"""The NumPy reference: every rule written as plainly as possible.
+
+This is the oracle the compiled backends are tested against, so it is written
+independently of :mod:`rmsnum.rules`: straight from each framework's
+definition, with ``if`` statements for the options and ``1 - beta**t`` for the
+bias corrections. Arithmetic stays in the arrays' dtype (NumPy's rules for
+Python scalars keep float32 as float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import rules
+from ..objectives import Quadratic
+from ..optimizers import Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp, SGD
+
+
+def _rmsprop(opt: RMSProp, x, g, st: OptimizerState, t: int) -> None:
+    lr, gamma, eps = opt.lr, opt.gamma, opt.eps
+    if opt.weight_decay and not opt.decoupled_weight_decay:
+        g = g + opt.weight_decay * x
+    if opt.weight_decay and opt.decoupled_weight_decay:
+        x -= lr * opt.weight_decay * x
+    st.s[...] = gamma * st.s + (1 - gamma) * g * g
+    s_hat = st.s
+    if opt.centered:
+        st.g_avg[...] = gamma * st.g_avg + (1 - gamma) * g
+        a_hat = st.g_avg
+    if opt.bias_correction:
+        correction = x.dtype.type(1 - gamma**t)
+        s_hat = s_hat / correction
+        if opt.centered:
+            a_hat = a_hat / correction
+    var = s_hat - a_hat * a_hat if opt.centered else s_hat
+    den = np.sqrt(var + eps) if opt.eps_in_sqrt else np.sqrt(var) + eps
+    update = g / den
+    if opt.momentum == 0:
+        x -= lr * update
+    elif opt.lr_in_momentum:  # Keras, TF1, optax, MXNet: lr inside the buffer
+        st.m[...] = opt.momentum * st.m + lr * update
+        x -= lr * update + opt.momentum * st.m if opt.nesterov else st.m
+    else:  # PyTorch: buffer of normalised gradients, lr outside
+        st.m[...] = opt.momentum * st.m + update
+        x -= lr * (update + opt.momentum * st.m) if opt.nesterov else lr * st.m
+
+
+def _sgd(opt: SGD, x, g, st, t) -> None:
+    x -= opt.lr * g
+
+
+def _momentum(opt: Momentum, x, g, st, t) -> None:
+    st.m[...] = opt.beta * st.m + g
+    x -= opt.lr * st.m
+
+
+def _adagrad(opt: Adagrad, x, g, st, t) -> None:
+    st.s += g * g
+    x -= opt.lr * g / np.sqrt(st.s + opt.eps)
+
+
+def _adam(opt: Adam, x, g, st, t) -> None:
+    st.m[...] = opt.beta1 * st.m + (1 - opt.beta1) * g
+    st.s[...] = opt.beta2 * st.s + (1 - opt.beta2) * g * g
+    m_hat = st.m / x.dtype.type(1 - opt.beta1**t)
+    s_hat = st.s / x.dtype.type(1 - opt.beta2**t)
+    x -= opt.lr * m_hat / (np.sqrt(s_hat) + opt.eps)
+
+
+_RULES = {RMSProp: _rmsprop, SGD: _sgd, Momentum: _momentum, Adagrad: _adagrad, Adam: _adam}
+
+
+def step(opt: Optimizer, x: np.ndarray, g: np.ndarray, state: OptimizerState) -> None:
+    """One in-place update of ``x`` and ``state`` (``state.t`` counts it)."""
+    opt._check_step(x, g, state)
+    state.t += 1
+    with np.errstate(all="ignore"):
+        _RULES[type(opt)](opt, x, g, state, state.t)
+
+
+def simulate(opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarray, state: OptimizerState,
+             seed: int) -> int:
+    """Fill ``X`` and ``loss`` from ``X[0]`` step by step; return the diverged step or -1."""
+    dt = X.dtype.type
+    A, b = objective.A.astype(X.dtype), objective.b.astype(X.dtype)
+    x = X[0].copy()
+    steps = X.shape[0] - 1
+    with np.errstate(all="ignore"):
+        for t in range(steps + 1):
+            ax = A * x if A.ndim == 1 else A @ x
+            loss[t] = dt(0.5) * np.dot(x, ax) - np.dot(b, x)
+            X[t] = x
+            if not (np.all(np.isfinite(x)) and np.isfinite(loss[t])):
+                return t
+            if t == steps:
+                return -1
+            g = ax - b
+            if objective.noise:
+                z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
+                              for i in range(x.size)], dtype=X.dtype)
+                g = g + dt(objective.noise) * z
+            state.t += 1
+            _RULES[type(opt)](opt, x, g, state, state.t)
+    return -1

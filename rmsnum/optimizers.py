@@ -1,0 +1,523 @@
+"""Optimizers: frozen, validated hyperparameters; ``init`` and an in-place ``step``.
+
+An optimizer object only holds numbers. :meth:`Optimizer.coefficients` turns
+them into the tuple of coefficients that the scalar rule in
+:mod:`rmsnum.rules` takes, and :meth:`Optimizer.step` hands the arrays to the
+compiled kernel of :mod:`rmsnum.backends.cpu`.
+
+Adding a rule means writing its scalar function in :mod:`rmsnum.rules` and a
+small subclass here that names the rule, its state slots, its coefficients and
+its bias-correction decays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from . import _validation as v
+from . import rules
+
+SLOTS = ("s", "m", "g_avg")
+
+
+@dataclass(eq=False)
+class OptimizerState:
+    """The state of an optimizer for one array of parameters.
+
+    Attributes
+    ----------
+    s, m, g_avg : numpy.ndarray or None
+        Mean square, momentum buffer and centered mean; ``None`` for a slot the
+        rule does not use. Each array has the shape and dtype of the parameters.
+    t : int
+        Number of steps taken.
+    d1, d2 : numpy.floating
+        Bias-correction denominators ``1 - beta**t`` in the parameters' dtype
+        (they stay 1 for rules without bias correction).
+    rule : str
+        Name of the rule this state belongs to.
+    """
+
+    s: np.ndarray | None
+    m: np.ndarray | None
+    g_avg: np.ndarray | None
+    t: int
+    d1: np.floating
+    d2: np.floating
+    rule: str
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """Names of the slots that hold an array."""
+        return tuple(name for name in SLOTS if getattr(self, name) is not None)
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape of the parameters this state was made for (None without slots)."""
+        arrays = [getattr(self, n) for n in self.slots]
+        return arrays[0].shape if arrays else None
+
+    def copy(self) -> "OptimizerState":
+        """A deep copy (arrays copied)."""
+        return dataclasses.replace(
+            self, **{n: getattr(self, n).copy() for n in self.slots}
+        )
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Base class: subclasses define ``rule``, ``slots``, ``_coefficients`` and ``_decays``."""
+
+    rule: ClassVar[Callable]
+
+    @property
+    def name(self) -> str:
+        """The rule's name, e.g. ``"rmsprop"``."""
+        return self.rule.__name__
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """The state slots this optimizer keeps arrays for."""
+        raise NotImplementedError
+
+    def _coefficients(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def _decays(self) -> tuple[float, float, float, float]:
+        """``(beta1, 1 - beta1, beta2, 1 - beta2)`` for the bias corrections."""
+        return (0.0, 1.0, 0.0, 1.0)
+
+    def _initial(self, slot: str) -> float:
+        return 0.0
+
+    def coefficients(self, dtype: Any = np.float64) -> tuple:
+        """The rule's coefficient tuple, each value rounded once to ``dtype``."""
+        dt = v.float_dtype("dtype", dtype)
+        return tuple(dt.type(c) for c in self._coefficients())
+
+    def decays(self, dtype: Any = np.float64) -> tuple:
+        """The bias-correction decays ``(beta1, 1 - beta1, beta2, 1 - beta2)`` in ``dtype``."""
+        dt = v.float_dtype("dtype", dtype)
+        return tuple(dt.type(c) for c in self._decays())
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments as a dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def init(self, x: Any) -> OptimizerState:
+        """A fresh state for parameters shaped like ``x``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            C-contiguous float32 or float64 array; only its shape and dtype are used.
+
+        Examples
+        --------
+        >>> import numpy as np, rmsnum as rn
+        >>> state = rn.RMSProp(lr=0.1).init(np.zeros(3))
+        >>> state.s
+        array([0., 0., 0.])
+        """
+        x = v.float_array("x", x)
+        return self.init_like(x.shape, x.dtype)
+
+    def init_like(self, shape: tuple[int, ...], dtype: Any) -> OptimizerState:
+        """A fresh state for parameters of the given shape and dtype."""
+        dt = v.float_dtype("dtype", dtype)
+        arrays = {
+            slot: (np.full(shape, self._initial(slot), dtype=dt) if slot in self.slots else None)
+            for slot in SLOTS
+        }
+        zero = dt.type(0.0)
+        return OptimizerState(t=0, d1=zero, d2=zero, rule=self.name, **arrays)
+
+    def check_state(self, state: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Raise unless ``state`` was made by a compatible optimizer for this shape and dtype."""
+        if not isinstance(state, OptimizerState):
+            raise TypeError(f"state must be an OptimizerState from {self.name}.init(x), got {type(state).__name__}")
+        if state.rule != self.name or state.slots != self.slots:
+            raise ValueError(
+                f"state belongs to another optimizer: it was made for rule {state.rule!r} with slots "
+                f"{state.slots}, this optimizer is {self.name!r} with slots {self.slots}"
+            )
+        for slot in self.slots:
+            arr = getattr(state, slot)
+            if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
+                raise ValueError(
+                    f"state.{slot} must be an array of shape {shape} and dtype {dtype} like x, "
+                    f"got {getattr(arr, 'shape', None)} {getattr(arr, 'dtype', type(arr).__name__)}"
+                )
+            if not arr.flags.c_contiguous or not arr.flags.writeable:
+                raise ValueError(f"state.{slot} must be C-contiguous and writeable")
+        if np.dtype(type(state.d1)) != dtype or np.dtype(type(state.d2)) != dtype:
+            raise ValueError(f"state.d1 and state.d2 must be {dtype} scalars like x")
+
+    def step(self, x: np.ndarray, g: np.ndarray, state: OptimizerState) -> None:
+        """Apply one update to ``x`` and ``state`` in place.
+
+        Arrays of 2**16 elements or more are updated in parallel over elements
+        (``prange``); smaller ones serially. Both give bit-identical results.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Parameters: C-contiguous, writeable, float32 or float64, any shape.
+        g : numpy.ndarray
+            Gradient, same shape and dtype as ``x``.
+        state : OptimizerState
+            From :meth:`init` of an optimizer with the same rule and slots (the
+            hyperparameters may differ, so a schedule can swap optimizers).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Before anything is modified, when the arrays or the state do not fit.
+
+        Examples
+        --------
+        >>> import numpy as np, rmsnum as rn
+        >>> opt = rn.RMSProp(lr=0.4, gamma=0.9)
+        >>> x = np.array([-5.0, -2.0]); state = opt.init(x)
+        >>> opt.step(x, np.array([0.2, 4.0]) * x, state)
+        >>> x.round(6)
+        array([-3.735089, -0.735089])
+        """
+        from .backends import cpu
+
+        self._check_step(x, g, state)
+        d1, d2 = self._next_debias(state)
+        cpu.step(self.rule, x, g, state.s, state.m, state.g_avg, d1, d2, self.coefficients(x.dtype))
+        state.d1, state.d2 = d1, d2
+        state.t += 1
+
+    def _check_step(self, x: Any, g: Any, state: Any) -> None:
+        x = v.float_array("x", x)
+        g = v.float_array("g", g)
+        if g.dtype != x.dtype:
+            raise TypeError(f"g must have the dtype of x ({x.dtype}), got {g.dtype}")
+        if g.shape != x.shape:
+            raise ValueError(f"g must have the shape of x {x.shape}, got {g.shape}")
+        if not x.flags.writeable:
+            raise ValueError("x must be writeable (it is updated in place)")
+        self.check_state(state, x.shape, x.dtype)
+        for slot in state.slots:
+            arr = getattr(state, slot)
+            for other_name, other in (("x", x), ("g", g)):
+                if np.may_share_memory(arr, other):
+                    raise ValueError(f"state.{slot} shares memory with {other_name}")
+
+    def _next_debias(self, state: OptimizerState) -> tuple:
+        b1, omb1, b2, omb2 = self.decays(np.dtype(type(state.d1)))
+        return rules.debias(state.d1, b1, omb1), rules.debias(state.d2, b2, omb2)
+
+
+def _momentum_slots(momentum: float) -> tuple[str, ...]:
+    return ("m",) if momentum > 0 else ()
+
+
+@dataclass(frozen=True)
+class RMSProp(Optimizer):
+    r"""RMSProp with every variant of the major frameworks.
+
+    ``s <- gamma * s + (1 - gamma) * g**2`` and ``x <- x - lr * g / sqrt(s + eps)``
+    in the book's form, plus the options below. Every framework preset is one
+    setting of these options:
+
+    ===========  ==================  ==================  ====  =======================  ==========================  ============
+    preset       gamma (name, dflt)  eps (dflt, place)   s0    momentum                 centered denominator        weight decay
+    ===========  ==================  ==================  ====  =======================  ==========================  ============
+    ``d2l``      gamma 0.9           1e-6 inside sqrt    0     none                     --                          none
+    ``torch``    alpha 0.99          1e-8 sqrt(s)+eps    0     b=mu*b+g/den; x-=lr*b    sqrt(s - g_avg**2) + eps    coupled
+    ``keras``    rho 0.9             1e-7 inside         0     m=mu*m+lr*g/den; x-=m    sqrt(s - g_avg**2 + eps)    decoupled
+    ``tf1``      decay 0.9           1e-10 inside        1     as Keras                 as Keras                    none
+    ``optax``    decay 0.9           1e-8 inside         0     after lr; opt. Nesterov  sqrt(s - g_avg**2 + eps)    none
+    ``mxnet``    gamma1 0.9          1e-8 inside         0     centered only (gamma2)   sqrt(n - g_avg**2 + eps)    coupled
+    ===========  ==================  ==================  ====  =======================  ==========================  ============
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, finite and > 0.
+    gamma : float, default 0.9
+        Leaky-average factor of the mean square, in [0, 1].
+    eps : float, default 1e-6
+        Stabiliser, finite and > 0.
+    eps_in_sqrt : bool, default True
+        ``sqrt(s + eps)`` (True) or ``sqrt(s) + eps`` (False).
+    initial_s : float, default 0.0
+        Initial value of ``s`` (TF1 starts at 1), >= 0.
+    centered : bool, default False
+        Divide by an estimate of the standard deviation, ``sqrt(s - g_avg**2 ...)``.
+    momentum : float, default 0.0
+        Momentum factor in [0, 1).
+    lr_in_momentum : bool, default False
+        Keras/TF1/optax style ``m = mu*m + lr*g/den; x -= m`` (True) or
+        PyTorch style ``b = mu*b + g/den; x -= lr*b`` (False).
+    nesterov : bool, default False
+        Nesterov momentum as optax applies it (needs ``momentum > 0``).
+    bias_correction : bool, default False
+        Divide ``s`` (and ``g_avg``) by ``1 - gamma**t`` as optax does.
+    weight_decay : float, default 0.0
+        Weight decay, >= 0.
+    decoupled_weight_decay : bool, default False
+        ``x -= lr * weight_decay * x`` (Keras) instead of ``g += weight_decay * x``.
+
+    Examples
+    --------
+    The chapter's run on f(x) = 0.1 x1**2 + 2 x2**2:
+
+    >>> import rmsnum as rn
+    >>> traj = rn.simulate(rn.RMSProp(lr=0.4, gamma=0.9), rn.quadratic_2d(), x0=(-5.0, -2.0), steps=20)
+    >>> print(f"epoch 20, x1: {traj.x[-1, 0]:f}, x2: {traj.x[-1, 1]:f}")
+    epoch 20, x1: -0.010599, x2: 0.000000
+    """
+
+    rule: ClassVar[Callable] = staticmethod(rules.rmsprop)
+
+    lr: float
+    gamma: float = 0.9
+    eps: float = 1e-6
+    _: KW_ONLY
+    eps_in_sqrt: bool = True
+    initial_s: float = 0.0
+    centered: bool = False
+    momentum: float = 0.0
+    lr_in_momentum: bool = False
+    nesterov: bool = False
+    bias_correction: bool = False
+    weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False
+    preset: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "lr": dict(low=0.0, low_open=True),
+            "gamma": dict(low=0.0, high=1.0),
+            "eps": dict(low=0.0, low_open=True),
+            "initial_s": dict(low=0.0),
+            "momentum": dict(low=0.0, high=1.0, high_open=True),
+            "weight_decay": dict(low=0.0),
+        }
+        for name, bounds in checks.items():
+            object.__setattr__(self, name, v.real(name, getattr(self, name), **bounds))
+        for name in ("eps_in_sqrt", "centered", "lr_in_momentum", "nesterov", "bias_correction",
+                     "decoupled_weight_decay"):
+            object.__setattr__(self, name, v.boolean(name, getattr(self, name)))
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum in (0, 1), got momentum=0")
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return ("s",) + _momentum_slots(self.momentum) + (("g_avg",) if self.centered else ())
+
+    def _initial(self, slot: str) -> float:
+        return self.initial_s if slot == "s" else 0.0
+
+    def _coefficients(self) -> tuple[float, ...]:
+        decoupled = self.decoupled_weight_decay
+        lr_outside = self.momentum > 0 and not self.lr_in_momentum  # PyTorch-style buffer
+        c_in, c_out = (1.0, self.lr) if lr_outside else (self.lr, 1.0)
+        return (
+            0.0 if decoupled else self.weight_decay,
+            self.lr * self.weight_decay if decoupled else 0.0,
+            self.gamma,
+            1.0 - self.gamma,
+            1.0 - self.gamma if self.centered else 0.0,
+            self.eps if self.eps_in_sqrt else 0.0,
+            0.0 if self.eps_in_sqrt else self.eps,
+            self.momentum,
+            c_in,
+            c_out,
+            1.0 if self.nesterov else 0.0,
+            self.momentum if self.nesterov else 1.0,
+        )
+
+    def _decays(self) -> tuple[float, float, float, float]:
+        if not self.bias_correction:
+            return super()._decays()
+        return (self.gamma, 1.0 - self.gamma, self.gamma, 1.0 - self.gamma)
+
+    # Framework presets: each framework's own argument names and defaults.
+
+    @classmethod
+    def d2l(cls, lr: float = 0.01, gamma: float = 0.9, eps: float = 1e-6) -> "RMSProp":
+        """The book's rule (Dive into Deep Learning): eps inside the square root, s0 = 0.
+
+        >>> RMSProp.d2l(lr=0.4) == RMSProp(lr=0.4)
+        True
+        """
+        return cls(lr, gamma, eps, preset="d2l")
+
+    @classmethod
+    def torch(cls, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
+              momentum: float = 0, centered: bool = False) -> "RMSProp":
+        """PyTorch ``torch.optim.RMSprop``: ``sqrt(s) + eps``, coupled weight decay,
+        momentum buffer without the learning rate.
+
+        >>> RMSProp.torch().eps_in_sqrt
+        False
+        """
+        return cls(lr, alpha, eps, eps_in_sqrt=False, centered=centered, momentum=momentum,
+                   weight_decay=weight_decay, preset="torch")
+
+    @classmethod
+    def keras(cls, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+              epsilon: float = 1e-7, centered: bool = False, weight_decay: float | None = None) -> "RMSProp":
+        """Keras 3 ``keras.optimizers.RMSprop``: eps inside, lr inside the momentum
+        buffer, decoupled weight decay.
+
+        >>> import numpy as np
+        >>> opt = RMSProp.keras(learning_rate=0.1)
+        >>> var = np.array([10.0]); state = opt.init(var)
+        >>> opt.step(var, var.copy(), state)  # loss var**2 / 2, as in Keras' documentation
+        >>> var.round(6)
+        array([9.683772])
+        """
+        wd = 0.0 if weight_decay is None else weight_decay
+        return cls(learning_rate, rho, epsilon, centered=centered, momentum=momentum, lr_in_momentum=True,
+                   weight_decay=wd, decoupled_weight_decay=True, preset="keras")
+
+    @classmethod
+    def tf1(cls, learning_rate: float, decay: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-10,
+            centered: bool = False) -> "RMSProp":
+        """TensorFlow 1 ``tf.train.RMSPropOptimizer``: s starts at 1, eps 1e-10 inside.
+
+        >>> RMSProp.tf1(0.01).initial_s
+        1.0
+        """
+        return cls(learning_rate, decay, epsilon, initial_s=1.0, centered=centered, momentum=momentum,
+                   lr_in_momentum=True, preset="tf1")
+
+    @classmethod
+    def optax(cls, learning_rate: float, decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0,
+              eps_in_sqrt: bool = True, centered: bool = False, momentum: float | None = None,
+              nesterov: bool = False, bias_correction: bool = False) -> "RMSProp":
+        """optax ``optax.rmsprop``: momentum (a trace) applied after the learning rate.
+
+        >>> RMSProp.optax(0.01, momentum=0.9, nesterov=True).lr_in_momentum
+        True
+        """
+        mu = 0.0 if momentum is None else momentum
+        return cls(learning_rate, decay, eps, eps_in_sqrt=eps_in_sqrt, initial_s=initial_scale,
+                   centered=centered, momentum=mu, lr_in_momentum=True, nesterov=nesterov,
+                   bias_correction=bias_correction, preset="optax")
+
+    @classmethod
+    def mxnet(cls, learning_rate: float = 0.001, gamma1: float = 0.9, gamma2: float = 0.9,
+              epsilon: float = 1e-8, centered: bool = False, wd: float = 0.0) -> "RMSProp":
+        """MXNet 1.x ``mxnet.optimizer.RMSProp``: momentum ``gamma2`` only when centered
+        (``delta = gamma2*delta - lr*g/den``), coupled weight decay ``wd``.
+        Gradient and weight clipping are not modelled.
+
+        >>> RMSProp.mxnet(centered=True).momentum
+        0.9
+        """
+        return cls(learning_rate, gamma1, epsilon, centered=centered, momentum=gamma2 if centered else 0.0,
+                   lr_in_momentum=True, weight_decay=wd, preset="mxnet")
+
+
+@dataclass(frozen=True)
+class SGD(Optimizer):
+    """Gradient descent ``x <- x - lr * g``.
+
+    >>> import numpy as np
+    >>> x = np.array([1.0]); opt = SGD(lr=0.1); opt.step(x, np.array([2.0]), opt.init(x)); x
+    array([0.8])
+    """
+
+    rule: ClassVar[Callable] = staticmethod(rules.sgd)
+    lr: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return ()
+
+    def _coefficients(self) -> tuple[float, ...]:
+        return (self.lr,)
+
+
+@dataclass(frozen=True)
+class Momentum(Optimizer):
+    """Heavy-ball momentum ``m <- beta * m + g; x <- x - lr * m`` (the book's form).
+
+    >>> Momentum(lr=0.1, beta=0.5).slots
+    ('m',)
+    """
+
+    rule: ClassVar[Callable] = staticmethod(rules.momentum)
+    lr: float
+    beta: float = 0.9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
+        object.__setattr__(self, "beta", v.real("beta", self.beta, low=0.0, high=1.0, high_open=True))
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return ("m",)
+
+    def _coefficients(self) -> tuple[float, ...]:
+        return (self.lr, self.beta)
+
+
+@dataclass(frozen=True)
+class Adagrad(Optimizer):
+    """Adagrad ``s <- s + g**2; x <- x - lr * g / sqrt(s + eps)`` (the book's form).
+
+    >>> Adagrad(lr=0.4).eps
+    1e-06
+    """
+
+    rule: ClassVar[Callable] = staticmethod(rules.adagrad)
+    lr: float
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
+        object.__setattr__(self, "eps", v.real("eps", self.eps, low=0.0, low_open=True))
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return ("s",)
+
+    def _coefficients(self) -> tuple[float, ...]:
+        return (self.lr, self.eps)
+
+
+@dataclass(frozen=True)
+class Adam(Optimizer):
+    """Adam with bias correction; ``x <- x - lr * m_hat / (sqrt(s_hat) + eps)``.
+
+    >>> Adam(lr=0.01).slots
+    ('s', 'm')
+    """
+
+    rule: ClassVar[Callable] = staticmethod(rules.adam)
+    lr: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
+        object.__setattr__(self, "beta1", v.real("beta1", self.beta1, low=0.0, high=1.0, high_open=True))
+        object.__setattr__(self, "beta2", v.real("beta2", self.beta2, low=0.0, high=1.0, high_open=True))
+        object.__setattr__(self, "eps", v.real("eps", self.eps, low=0.0, low_open=True))
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return ("s", "m")
+
+    def _coefficients(self) -> tuple[float, ...]:
+        return (self.lr, self.beta1, 1.0 - self.beta1, self.beta2, 1.0 - self.beta2, self.eps)
+
+    def _decays(self) -> tuple[float, float, float, float]:
+        return (self.beta1, 1.0 - self.beta1, self.beta2, 1.0 - self.beta2)
