@@ -160,13 +160,13 @@ def _simulate_quadratic_template(X, loss, info, A, b, half, sigma, seed, config,
     dbs[1] = d2
 
 
-def _instantiate(template: Callable, rule: Callable, **jit_options) -> Callable:
+def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` with its global ``rule`` bound to ``rule``."""
     fn = rebind(template, rule=compile_plain(rule, _inline))
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
-    return numba.njit(cache=True, **jit_options)(fn)
+    return numba.njit(cache=cache, **jit_options)(fn)
 
 
 @functools.cache

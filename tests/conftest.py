@@ -1,0 +1,56 @@
+"""Shared fixtures and the table of optimizer configurations every backend is tested on."""
+
+import os
+
+import hypothesis
+import pytest
+
+import rmsnum as rn
+
+hypothesis.settings.register_profile("rmsnum", deadline=None, max_examples=60, derandomize=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "rmsnum"))
+
+# Every rule and every RMSProp option, alone and combined, plus each preset.
+OPTIMIZERS = {
+    "rmsprop": rn.RMSProp(lr=0.05),
+    "rmsprop-eps-outside": rn.RMSProp(lr=0.05, gamma=0.95, eps=1e-3, eps_in_sqrt=False),
+    "rmsprop-initial-s": rn.RMSProp(lr=0.05, initial_s=1.0),
+    "rmsprop-centered": rn.RMSProp(lr=0.05, centered=True),
+    "rmsprop-momentum-torch": rn.RMSProp(lr=0.02, momentum=0.9),
+    "rmsprop-momentum-keras": rn.RMSProp(lr=0.02, momentum=0.9, lr_in_momentum=True),
+    "rmsprop-nesterov": rn.RMSProp(lr=0.02, momentum=0.8, lr_in_momentum=True, nesterov=True),
+    "rmsprop-nesterov-torch-style": rn.RMSProp(lr=0.02, momentum=0.8, nesterov=True),
+    "rmsprop-bias-correction": rn.RMSProp(lr=0.05, bias_correction=True),
+    "rmsprop-weight-decay": rn.RMSProp(lr=0.05, weight_decay=0.1),
+    "rmsprop-decoupled-weight-decay": rn.RMSProp(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+    "rmsprop-everything": rn.RMSProp(lr=0.01, gamma=0.8, eps=1e-4, centered=True, momentum=0.5,
+                                     lr_in_momentum=True, nesterov=True, bias_correction=True,
+                                     weight_decay=0.05, initial_s=0.5),
+    "preset-d2l": rn.RMSProp.d2l(lr=0.05),
+    "preset-torch": rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    "preset-keras": rn.RMSProp.keras(learning_rate=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    "preset-tf1": rn.RMSProp.tf1(0.01, momentum=0.5),
+    # (Centered with bias correction and s0 = 0 has s_hat - g_avg_hat**2 = 0 exactly at t = 1: the
+    # first step divides by sqrt(rounding + eps), which no tolerance can compare; "rmsprop-everything"
+    # covers centered + bias correction with s0 > 0.)
+    "preset-optax": rn.RMSProp.optax(0.01, momentum=0.9, nesterov=True, bias_correction=True),
+    "preset-mxnet": rn.RMSProp.mxnet(learning_rate=0.01, centered=True, wd=0.01),
+    "sgd": rn.SGD(lr=0.05),
+    "momentum": rn.Momentum(lr=0.02, beta=0.9),
+    "adagrad": rn.Adagrad(lr=0.3),
+    "adam": rn.Adam(lr=0.05),
+}
+
+
+@pytest.fixture(params=list(OPTIMIZERS), ids=list(OPTIMIZERS))
+def optimizer(request):
+    return OPTIMIZERS[request.param]
+
+
+@pytest.fixture(params=["float64", "float32"])
+def dtype(request):
+    return request.param
+
+
+# float64 ~1e-12 relative, float32 ~1e-5 relative (DESIGN.md).
+RTOL = {"float64": 1e-12, "float32": 1e-5}
