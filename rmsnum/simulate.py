@@ -69,7 +69,8 @@ def _start(x0: Any, dim: int, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"x0 must have shape ({dim},) to match the objective, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"x0 must be finite, got {arr}")
-    cast = arr.astype(dtype)
+    with np.errstate(over="ignore"):
+        cast = arr.astype(dtype)
     if not np.all(np.isfinite(cast)):
         raise ValueError(f"x0 overflows {dtype}: {arr}")
     return cast

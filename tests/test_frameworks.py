@@ -1,0 +1,325 @@
+"""Each RMSProp preset against the framework it names.
+
+Two kinds of test:
+
+* hand-worked first steps, from each framework's documented formulas, that need
+  no framework (they always run);
+* trajectories of 150 steps on a noisy diagonal quadratic, compared with the
+  framework itself (PyTorch, Keras 3, optax; TF1 and MXNet if present). Each
+  group skips on its own when its framework is not importable, so the test
+  extra does not depend on any of them.
+
+Both sides see the same gradients: ``gradient(x, t)`` is evaluated on rmsnum's
+own ``x`` for rmsnum and on the framework's parameter for the framework.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+
+import rmsnum as rn
+
+# --- the problem: f(x) = sum(a x**2 / 2 - b x), plus fixed per-step noise ------
+
+CURVATURE = np.array([0.2, 1.0, 4.0, 0.5, 2.0, 8.0])
+TARGET = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 0.25])
+X0 = np.array([-5.0, 2.0, 1.5, -0.5, 4.0, -3.0])
+STEPS = 150
+NOISE = np.random.default_rng(20240617).standard_normal((STEPS, X0.size))
+
+# Relative tolerance per dtype; the absolute floor is RTOL * max|x| over the run.
+RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def gradient(x: np.ndarray, t: int) -> np.ndarray:
+    """The gradient at ``x`` plus the noise of step ``t``, computed in float64, returned in x's dtype."""
+    return (CURVATURE * np.asarray(x, np.float64) - TARGET + NOISE[t]).astype(x.dtype)
+
+
+def rmsnum_trajectory(opt: rn.RMSProp, dtype) -> np.ndarray:
+    """Iterates x_0 .. x_STEPS of rmsnum's ``opt`` from X0, shape (STEPS + 1, n)."""
+    x = X0.astype(dtype)
+    state = opt.init(x)
+    out = [x.copy()]
+    for t in range(STEPS):
+        opt.step(x, gradient(x, t), state)
+        out.append(x.copy())
+    return np.array(out)
+
+
+def framework_trajectory(step, read, dtype) -> np.ndarray:
+    """The same for a framework: ``step(g)`` applies one update, ``read()`` returns x as NumPy."""
+    out = [read()]
+    for t in range(STEPS):
+        step(gradient(out[-1], t))
+        out.append(read())
+    got = np.array(out)
+    assert got.dtype == dtype, f"the framework computed in {got.dtype}, not {np.dtype(dtype)}"
+    return got
+
+
+def assert_same_trajectory(got: np.ndarray, want: np.ndarray, dtype) -> None:
+    rtol = RTOL[dtype]
+    floor = rtol * np.abs(want).max()
+    diff = np.abs(got.astype(np.float64) - want)
+    worst = float((diff / np.maximum(np.abs(want), np.abs(want).max() * 1e-3)).max())
+    np.testing.assert_allclose(
+        got, want, rtol=rtol, atol=floor,
+        err_msg=f"max relative difference {worst:.3g} (dtype {np.dtype(dtype).name})",
+    )
+
+
+def compare(preset, framework_run, kwargs: dict, dtype) -> None:
+    """rmsnum's ``preset(**kwargs)`` against ``framework_run(kwargs, dtype)``."""
+    want = framework_run(kwargs, dtype)
+    got = rmsnum_trajectory(preset(**kwargs), dtype)
+    assert_same_trajectory(got, want, dtype)
+
+
+# --- one helper per framework: the framework's own trajectory ----------------
+
+
+def torch_run(kwargs: dict, dtype) -> np.ndarray:
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.tensor(X0.astype(dtype)))
+    opt = torch.optim.RMSprop([p], **kwargs)
+
+    def step(g):
+        p.grad = torch.from_numpy(g)
+        opt.step()
+
+    return framework_trajectory(step, lambda: p.detach().numpy().copy(), dtype)
+
+
+def _keras():
+    """Import Keras 3 on a backend that is installed (jax, else torch) unless one is chosen already."""
+    if "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ:
+        backend = next((b for b in ("jax", "torch") if importlib.util.find_spec(b)), None)
+        if backend is None:
+            pytest.skip("Keras needs jax or torch here")
+        os.environ["KERAS_BACKEND"] = backend
+    keras = pytest.importorskip("keras")
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip("needs Keras 3")
+    return keras
+
+
+def keras_run(kwargs: dict, dtype) -> np.ndarray:
+    keras = _keras()
+    var = keras.Variable(X0.astype(dtype), dtype=np.dtype(dtype).name)
+    opt = keras.optimizers.RMSprop(**kwargs)
+
+    def step(g):
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
+
+    return framework_trajectory(step, lambda: keras.ops.convert_to_numpy(var).copy(), dtype)
+
+
+def _jax_precision(dtype):
+    """A context in which JAX computes in ``dtype``: float64 needs x64, enabled only inside it."""
+    jax = pytest.importorskip("jax")
+    if dtype == np.float32:
+        return nullcontext()
+    if hasattr(jax, "enable_x64"):  # JAX >= 0.7: a thread-local context manager
+        return jax.enable_x64(True)
+    experimental = pytest.importorskip("jax.experimental")
+    if not hasattr(experimental, "enable_x64"):
+        pytest.skip("this JAX has no enable_x64 context manager")
+    return experimental.enable_x64()
+
+
+def optax_run(kwargs: dict, dtype) -> np.ndarray:
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    tx = optax.rmsprop(**kwargs)
+
+    @jax.jit
+    def update(params, state, g):
+        updates, state = tx.update(g, state, params)
+        return optax.apply_updates(params, updates), state
+
+    with _jax_precision(dtype):
+        box = {"x": jax.numpy.asarray(X0.astype(dtype))}
+        box["state"] = tx.init(box["x"])
+
+        def step(g):
+            box["x"], box["state"] = update(box["x"], box["state"], jax.numpy.asarray(g))
+
+        return framework_trajectory(step, lambda: np.array(box["x"]), dtype)
+
+
+def tf1_run(kwargs: dict, dtype) -> np.ndarray:  # not exercised where TensorFlow is absent
+    tf = pytest.importorskip("tensorflow")
+    var = tf.Variable(X0.astype(dtype))
+    opt = tf.compat.v1.train.RMSPropOptimizer(**kwargs)
+
+    def step(g):
+        opt.apply_gradients([(tf.constant(g), var)])
+
+    return framework_trajectory(step, lambda: var.numpy().copy(), dtype)
+
+
+def mxnet_run(kwargs: dict, dtype) -> np.ndarray:  # not exercised where MXNet is absent
+    mx = pytest.importorskip("mxnet")
+    w = mx.nd.array(X0, dtype=dtype)
+    opt = mx.optimizer.RMSProp(**kwargs)
+    state = opt.create_state(0, w)
+
+    def step(g):
+        opt.update(0, w, mx.nd.array(g, dtype=dtype), state)
+
+    return framework_trajectory(step, lambda: w.asnumpy().copy(), dtype)
+
+
+# --- the tables: preset keyword arguments, passed unchanged to both sides ----
+
+TORCH_CASES = [
+    dict(lr=0.02),
+    dict(lr=0.02, alpha=0.9, eps=1e-6),
+    dict(lr=0.01, momentum=0.9),
+    dict(lr=0.02, centered=True),
+    dict(lr=0.02, weight_decay=0.1),
+    dict(lr=0.01, alpha=0.95, eps=1e-4, weight_decay=0.05, momentum=0.8, centered=True),
+]
+KERAS_CASES = [
+    dict(learning_rate=0.02),
+    dict(learning_rate=0.02, rho=0.8, epsilon=1e-5),
+    dict(learning_rate=0.01, momentum=0.9),
+    dict(learning_rate=0.02, centered=True),
+    dict(learning_rate=0.02, weight_decay=0.1),
+    dict(learning_rate=0.01, rho=0.95, momentum=0.8, centered=True, weight_decay=0.05),
+]
+OPTAX_CASES = [
+    dict(learning_rate=0.02),
+    dict(learning_rate=0.02, decay=0.8, eps=1e-5, eps_in_sqrt=False),
+    dict(learning_rate=0.02, initial_scale=1.0),
+    dict(learning_rate=0.01, momentum=0.9),
+    dict(learning_rate=0.01, momentum=0.9, nesterov=True),
+    dict(learning_rate=0.02, centered=True),
+    dict(learning_rate=0.02, bias_correction=True),
+    dict(learning_rate=0.01, decay=0.95, initial_scale=0.5, centered=True, momentum=0.8, nesterov=True,
+         bias_correction=True),
+]
+TF1_CASES = [
+    dict(learning_rate=0.02),
+    dict(learning_rate=0.01, decay=0.95, momentum=0.9, centered=True),
+]
+MXNET_CASES = [
+    dict(learning_rate=0.02, wd=0.1),
+    dict(learning_rate=0.01, gamma1=0.95, gamma2=0.8, centered=True),
+]
+
+BOTH = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+FLOAT32 = pytest.mark.parametrize("dtype", [np.float32], ids=["float32"])
+
+
+def _id(kwargs: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+@BOTH
+@pytest.mark.parametrize("kwargs", TORCH_CASES, ids=_id)
+def test_torch_matches_torch_optim_rmsprop(kwargs, dtype):
+    compare(rn.RMSProp.torch, torch_run, kwargs, dtype)
+
+
+@FLOAT32  # Keras keeps the learning rate in a floatx (float32) variable
+@pytest.mark.parametrize("kwargs", KERAS_CASES, ids=_id)
+def test_keras_matches_keras_optimizers_rmsprop(kwargs, dtype):
+    compare(rn.RMSProp.keras, keras_run, kwargs, dtype)
+
+
+@BOTH
+@pytest.mark.parametrize("kwargs", OPTAX_CASES, ids=_id)
+def test_optax_matches_optax_rmsprop(kwargs, dtype):
+    compare(rn.RMSProp.optax, optax_run, kwargs, dtype)
+
+
+@BOTH
+@pytest.mark.parametrize("kwargs", TF1_CASES, ids=_id)
+def test_tf1_matches_tf_compat_v1_rmsprop(kwargs, dtype):
+    compare(rn.RMSProp.tf1, tf1_run, kwargs, dtype)
+
+
+@FLOAT32
+@pytest.mark.parametrize("kwargs", MXNET_CASES, ids=_id)
+def test_mxnet_matches_mxnet_optimizer_rmsprop(kwargs, dtype):
+    compare(rn.RMSProp.mxnet, mxnet_run, kwargs, dtype)
+
+
+# --- hand-worked steps from the documented formulas (no framework needed) ---
+# (preset, kwargs, x0, gradients of the successive steps, x after them).
+# With x0 = 10 and g = 10 the first step is that of loss x**2 / 2.
+
+sqrt = math.sqrt
+HAND_WORKED = [
+    # the book: s = 0.1 * (0.2 * -5)**2 = 0.1; x = -5 + 0.4 * 1 / sqrt(0.1 + 1e-6) = -3.735089
+    ("d2l", dict(lr=0.4), -5.0, [-1.0], -5.0 + 0.4 / sqrt(0.1 + 1e-6)),
+    # PyTorch: s = 0.01 * 100 = 1; x = 10 - 0.1 * 10 / (sqrt(1) + 1e-8) = 9.00000001
+    ("torch", dict(lr=0.1), 10.0, [10.0], 10.0 - 1.0 / (1.0 + 1e-8)),
+    # centered: g_avg = 0.1, den = sqrt(1 - 0.01) + 1e-8; x = 8.994962...
+    ("torch", dict(lr=0.1, centered=True), 10.0, [10.0], 10.0 - 1.0 / (sqrt(0.99) + 1e-8)),
+    # coupled decay: g = 10 + 0.5 * 10 = 15, s = 2.25, x = 10 - 1.5 / (1.5 + 1e-8) = 9.0000000067
+    ("torch", dict(lr=0.1, weight_decay=0.5), 10.0, [10.0], 10.0 - 1.5 / (1.5 + 1e-8)),
+    # momentum, alpha 0.75, g = 2 twice: s1 = 1, b1 = 2 / (1 + 1e-8); s2 = 1.75,
+    # b2 = 0.5 * b1 + 2 / (sqrt(1.75) + 1e-8); x2 = 1 - 0.1 * (b1 + b2) = 0.548814...
+    ("torch", dict(lr=0.1, alpha=0.75, momentum=0.5), 1.0, [2.0, 2.0],
+     1.0 - 0.1 * (1.5 * 2 / (1 + 1e-8) + 2 / (sqrt(1.75) + 1e-8))),
+    # Keras' documented example: s = 0.1 * 100 = 10; x = 10 - 0.1 * 10 / sqrt(10 + 1e-7) = 9.683772
+    ("keras", dict(learning_rate=0.1), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.0 + 1e-7)),
+    # centered: g_avg = 1, den = sqrt(10 - 1 + 1e-7); x = 9.6666666685
+    ("keras", dict(learning_rate=0.1, centered=True), 10.0, [10.0], 10.0 - 1.0 / sqrt(9.0 + 1e-7)),
+    # decoupled decay: x = 10 - 0.1 * 0.5 * 10 = 9.5, then the step of g = 10: 9.5 - 0.316228 = 9.183772
+    ("keras", dict(learning_rate=0.1, weight_decay=0.5), 10.0, [10.0], 9.5 - 1.0 / sqrt(10.0 + 1e-7)),
+    # TF1: s starts at 1: s = 0.9 * 1 + 0.1 * 100 = 10.9; x = 10 - 1 / sqrt(10.9 + 1e-10) = 9.697109
+    ("tf1", dict(learning_rate=0.1), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.9 + 1e-10)),
+    # momentum 0.9, g = 10 twice: m1 = 1 / sqrt(10.9 + 1e-10); s2 = 0.9 * 10.9 + 10 = 19.81,
+    # m2 = 0.9 * m1 + 1 / sqrt(19.81 + 1e-10); x2 = 10 - m1 - m2 = 9.17263...
+    ("tf1", dict(learning_rate=0.1, momentum=0.9), 10.0, [10.0, 10.0],
+     10.0 - 1.9 / sqrt(10.9 + 1e-10) - 1.0 / sqrt(19.81 + 1e-10)),
+    # optax: s = 10; x = 10 - 0.1 * 10 / sqrt(10 + 1e-8) = 9.683772
+    ("optax", dict(learning_rate=0.1), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.0 + 1e-8)),
+    # bias correction: s_hat = 10 / (1 - 0.9) = 100; x = 10 - 1 / sqrt(100 + 1e-8) = 9.900000000005
+    ("optax", dict(learning_rate=0.1, bias_correction=True), 10.0, [10.0], 10.0 - 1.0 / sqrt(100.0 + 1e-8)),
+    # eps outside: x = 10 - 1 / (sqrt(10) + 1e-8)
+    ("optax", dict(learning_rate=0.1, eps_in_sqrt=False), 10.0, [10.0], 10.0 - 1.0 / (sqrt(10.0) + 1e-8)),
+    # Nesterov trace: u = p + 0.9 * (p + 0.9 * 0), p = 0.1 * 10 / sqrt(10 + 1e-8); x = 10 - 1.9 p = 9.399167
+    ("optax", dict(learning_rate=0.1, momentum=0.9, nesterov=True), 10.0, [10.0],
+     10.0 - 1.9 / sqrt(10.0 + 1e-8)),
+    # initial_scale 1 (TF1's s0) with optax's eps: x = 10 - 1 / sqrt(10.9 + 1e-8)
+    ("optax", dict(learning_rate=0.1, initial_scale=1.0), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.9 + 1e-8)),
+    # MXNet: n = 10; x = 10 - 0.1 * 10 / sqrt(10 + 1e-8) = 9.683772
+    ("mxnet", dict(learning_rate=0.1), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.0 + 1e-8)),
+    # coupled wd: g = 10 + 0.5 * 10 = 15, n = 22.5; x = 10 - 1.5 / sqrt(22.5 + 1e-8) = 9.683772
+    ("mxnet", dict(learning_rate=0.1, wd=0.5), 10.0, [10.0], 10.0 - 1.5 / sqrt(22.5 + 1e-8)),
+    # centered (RMSPropAlex): n = 10, g_avg = 1, delta = -0.1 * 10 / sqrt(10 - 1 + 1e-8); x = 9.666667
+    ("mxnet", dict(learning_rate=0.1, centered=True), 10.0, [10.0], 10.0 - 1.0 / sqrt(9.0 + 1e-8)),
+    # centered, g = 10 twice: n2 = 19, g_avg2 = 1.9, delta2 = 0.9 * delta1 - 1 / sqrt(19 - 3.61 + 1e-8)
+    ("mxnet", dict(learning_rate=0.1, centered=True), 10.0, [10.0, 10.0],
+     10.0 - 1.9 / sqrt(9.0 + 1e-8) - 1.0 / sqrt(15.39 + 1e-8)),
+]
+
+
+def _hand_id(case) -> str:
+    preset, kwargs, _, grads, _ = case
+    return f"{preset}({_id(kwargs)})x{len(grads)}"
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-6)], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", HAND_WORKED, ids=[_hand_id(c) for c in HAND_WORKED])
+def test_hand_worked_steps(case, dtype, rtol):
+    preset, kwargs, x0, grads, expected = case
+    opt = getattr(rn.RMSProp, preset)(**kwargs)
+    x = np.array([x0], dtype=dtype)
+    state = opt.init(x)
+    for g in grads:
+        opt.step(x, np.array([g], dtype=dtype), state)
+    assert state.t == len(grads)
+    np.testing.assert_allclose(x[0], expected, rtol=rtol, atol=0)
