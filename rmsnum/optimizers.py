@@ -185,7 +185,7 @@ class Optimizer:
         >>> x = np.array([-5.0, -2.0]); state = opt.init(x)
         >>> opt.step(x, np.array([0.2, 4.0]) * x, state)
         >>> x.round(6)
-        array([-3.735089, -0.735089])
+        array([-3.735095, -0.735089])
         """
         from .backends import cpu
 
