@@ -1,8 +1,9 @@
 """The Numba CPU backend: the rules of :mod:`rmsnum.rules` compiled with ``numba.njit``.
 
-Kernels are written once as templates that call a global name ``rule``; for
-each rule, :func:`kernels_for` makes a copy of every template whose ``rule`` is
-the ``njit(inline="always")`` compilation of that rule (inlined so that LLVM
+Kernels are written once as templates whose element update,
+:func:`_update_coordinate`, calls a global name ``rule``; for each rule,
+:func:`kernels_for` makes copies in which ``rule`` is the
+``njit(inline="always")`` compilation of that rule (inlined so that LLVM
 vectorises the element loop). Kernels are private, take arrays and scalars,
 write their outputs in place and return nothing. They are cached on disk; the
 cache key includes a digest of ``rules.py`` (see :mod:`._cache`).
@@ -48,15 +49,20 @@ _load = numba.njit(_load, inline="always")
 _store = numba.njit(_store, inline="always")
 
 
+def _update_coordinate(i, x_src, x_dst, g, s, m, a, d1, d2, c, zero):
+    """x_dst[i] and the state slots at i <- the rule applied to x_src[i], g[i]."""
+    xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by _instantiate
+        x_src[i], g[i], _load(s, i, zero), _load(m, i, zero), _load(a, i, zero), d1, d2, c
+    )
+    x_dst[i] = xi
+    _store(s, i, si)
+    _store(m, i, mi)
+    _store(a, i, ai)
+
+
 def _step_template(x, g, s, m, a, d1, d2, c, zero):
     for i in prange(x.size):
-        xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by kernels_for
-            x[i], g[i], _load(s, i, zero), _load(m, i, zero), _load(a, i, zero), d1, d2, c
-        )
-        x[i] = xi
-        _store(s, i, si)
-        _store(m, i, mi)
-        _store(a, i, ai)
+        _update_coordinate(i, x, x, g, s, m, a, d1, d2, c, zero)
 
 
 def _matvec(A, x, out):
@@ -149,20 +155,15 @@ def _simulate_quadratic_template(X, loss, info, A, b, half, sigma, seed, config,
         d2 = _debias(d2, b2, omb2)
         x_next = X[t + 1]
         for i in range(n):
-            xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by kernels_for
-                x[i], g[i], _load(s, i, zero), _load(m, i, zero), _load(a, i, zero), d1, d2, c
-            )
-            x_next[i] = xi
-            _store(s, i, si)
-            _store(m, i, mi)
-            _store(a, i, ai)
+            _update_coordinate(i, x, x_next, g, s, m, a, d1, d2, c, zero)
     dbs[0] = d1
     dbs[1] = d2
 
 
 def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, **jit_options) -> Callable:
-    """A cached Numba dispatcher of ``template`` with its global ``rule`` bound to ``rule``."""
-    fn = rebind(template, rule=compile_plain(rule, _inline))
+    """A cached Numba dispatcher of ``template`` whose element update applies ``rule``."""
+    update = _inline(rebind(_update_coordinate, rule=compile_plain(rule, _inline)))
+    fn = rebind(template, _update_coordinate=update)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
