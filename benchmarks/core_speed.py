@@ -83,7 +83,7 @@ import rmsnum as rn
 TARGET_STEP_RATIO = 1.05
 
 
-@numba.njit(parallel=True, cache=False)
+@numba.njit(parallel=True)
 def triad(b, c, d):
     """In-place triad ``b <- b + c * d``: reads b, c, d and writes b (4 transfers)."""
     for i in prange(b.size):

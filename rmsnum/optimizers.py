@@ -191,7 +191,8 @@ class Optimizer:
 
         self._check_step(x, g, state)
         d1, d2 = self._next_debias(state)
-        cpu.step(self.rule, x, g, state.s, state.m, state.g_avg, d1, d2, self.coefficients(x.dtype))
+        one = x.dtype.type(1)
+        cpu.step(self.rule, x, g, state.s, state.m, state.g_avg, one / d1, one / d2, self.coefficients(x.dtype))
         state.d1, state.d2 = d1, d2
         state.t += 1
 

@@ -9,13 +9,14 @@ The common signature
 --------------------
 Each rule maps one coordinate to its next value::
 
-    x, s, m, g_avg = rule(x, g, s, m, g_avg, d1, d2, c)
+    x, s, m, g_avg = rule(x, g, s, m, g_avg, r1, r2, c)
 
 ``x`` is the parameter, ``g`` its gradient, ``s`` / ``m`` / ``g_avg`` the
 three state slots (mean square, momentum buffer, centered mean; a slot the
 rule does not use is passed through unchanged, and a kernel passes ``0`` for
-a slot that has no array), ``d1`` and ``d2`` the bias-correction denominators
-``1 - beta**t`` of the current step (``1`` when there is no correction) and
+a slot that has no array), ``r1`` and ``r2`` the reciprocal bias-correction
+denominators ``1 / (1 - beta**t)`` of the current step (exactly ``1`` when there
+is no correction; a product by 1 is exact and far cheaper than a division) and
 ``c`` a tuple of coefficients in the working dtype, derived from the
 user-facing hyperparameters by :mod:`rmsnum.optimizers`.
 
@@ -28,7 +29,8 @@ would silently promote float32 arithmetic to float64 in Numba).
 
 Bias-correction denominators follow the recurrence
 ``d_t = beta * d_{t-1} + (1 - beta)`` with ``d_0 = 0`` (so ``d_t = 1 - beta**t``,
-the leaky average of ones); :func:`debias` advances it.
+the leaky average of ones); :func:`debias` advances it, and the caller passes
+``r = 1 / d_t`` once per step.
 """
 
 import math
@@ -51,7 +53,7 @@ RMSPROP_COEFFICIENTS = (
 )
 
 
-def rmsprop(x, g, s, m, g_avg, d1, d2, c):
+def rmsprop(x, g, s, m, g_avg, r1, r2, c):
     """RMSProp with every option of DESIGN.md's table, as one formula.
 
     With ``c`` unpacked as :data:`RMSPROP_COEFFICIENTS`::
@@ -60,7 +62,7 @@ def rmsprop(x, g, s, m, g_avg, d1, d2, c):
         x      <- x - dwd * x                         decoupled weight decay
         s      <- gamma * s + (1 - gamma) * (g * g)
         g_avg  <- gamma * g_avg + omg_c * g           centered only
-        v      <- s / d1 - (g_avg / d1) ** 2          d1 = 1 - gamma**t or 1
+        v      <- s * r1 - (g_avg * r1) ** 2          r1 = 1 / (1 - gamma**t) or 1
         p      <- (c_in * g) / (sqrt(v + eps_in) + eps_out)
         m      <- mu * m + p
         x      <- x - c_out * (nest * p + mu_out * m)
@@ -74,21 +76,21 @@ def rmsprop(x, g, s, m, g_avg, d1, d2, c):
     x = x - dwd * x
     s = gamma * s + omg * (g * g)
     g_avg = gamma * g_avg + omg_c * g
-    s_hat = s / d1
-    a_hat = g_avg / d1
+    s_hat = s * r1
+    a_hat = g_avg * r1
     p = (c_in * g) / (math.sqrt(s_hat - a_hat * a_hat + eps_in) + eps_out)
     m = mu * m + p
     x = x - c_out * (nest * p + mu_out * m)
     return x, s, m, g_avg
 
 
-def sgd(x, g, s, m, g_avg, d1, d2, c):
+def sgd(x, g, s, m, g_avg, r1, r2, c):
     """Gradient descent: ``x <- x - lr * g``; ``c = (lr,)``."""
     (lr,) = c
     return x - lr * g, s, m, g_avg
 
 
-def momentum(x, g, s, m, g_avg, d1, d2, c):
+def momentum(x, g, s, m, g_avg, r1, r2, c):
     """Heavy-ball momentum as the book writes it: ``m <- beta * m + g``;
     ``x <- x - lr * m``; ``c = (lr, beta)``."""
     lr, beta = c
@@ -96,7 +98,7 @@ def momentum(x, g, s, m, g_avg, d1, d2, c):
     return x - lr * m, s, m, g_avg
 
 
-def adagrad(x, g, s, m, g_avg, d1, d2, c):
+def adagrad(x, g, s, m, g_avg, r1, r2, c):
     """Adagrad with eps under the square root (the book's form):
     ``s <- s + g * g``; ``x <- x - lr * g / sqrt(s + eps)``; ``c = (lr, eps)``."""
     lr, eps = c
@@ -104,14 +106,14 @@ def adagrad(x, g, s, m, g_avg, d1, d2, c):
     return x - lr * g / math.sqrt(s + eps), s, m, g_avg
 
 
-def adam(x, g, s, m, g_avg, d1, d2, c):
+def adam(x, g, s, m, g_avg, r1, r2, c):
     """Adam: ``m`` first moment, ``s`` second moment, bias-corrected by
-    ``d1 = 1 - beta1**t`` and ``d2 = 1 - beta2**t``;
+    ``r1 = 1 / (1 - beta1**t)`` and ``r2 = 1 / (1 - beta2**t)``;
     ``c = (lr, beta1, 1 - beta1, beta2, 1 - beta2, eps)``."""
     lr, beta1, omb1, beta2, omb2, eps = c
     m = beta1 * m + omb1 * g
     s = beta2 * s + omb2 * (g * g)
-    x = x - lr * (m / d1) / (math.sqrt(s / d2) + eps)
+    x = x - lr * (m * r1) / (math.sqrt(s * r2) + eps)
     return x, s, m, g_avg
 
 

@@ -55,7 +55,9 @@ def test_parallel_equals_serial_bit_for_bit(name, dtype):
 
     def serial_step(x, g, state):
         d1, d2 = opt._next_debias(state)
-        k.step_serial(x, g, state.s, state.m, state.g_avg, d1, d2, opt.coefficients(x.dtype), x.dtype.type(0))
+        one = x.dtype.type(1)
+        k.step_serial(x, g, state.s, state.m, state.g_avg, one / d1, one / d2, opt.coefficients(x.dtype),
+                      x.dtype.type(0))
         state.d1, state.d2, state.t = d1, d2, state.t + 1
 
     x_ser, st_ser = _run(serial_step, opt, x0, grads[:5])

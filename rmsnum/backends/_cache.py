@@ -38,6 +38,10 @@ class _RulesAware:
         return (super().get_source_stamp(), sources_digest())
 
 
+class UserProvidedRulesLocator(_RulesAware, caching.UserProvidedCacheLocator):
+    """``NUMBA_CACHE_DIR`` when it is set, stamped with the rules' digest."""
+
+
 class InTreeRulesLocator(_RulesAware, caching.InTreeCacheLocator):
     """``__pycache__`` beside the kernel's file, stamped with the rules' digest."""
 
@@ -50,6 +54,6 @@ def install() -> None:
     """Put the rules-aware locators first in Numba's list (idempotent)."""
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
     locators = impl._locator_classes
-    for cls in (UserWideRulesLocator, InTreeRulesLocator):
+    for cls in (UserWideRulesLocator, InTreeRulesLocator, UserProvidedRulesLocator):
         if cls not in locators:
             locators.insert(0, cls)

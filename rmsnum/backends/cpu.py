@@ -49,10 +49,10 @@ _load = numba.njit(_load, inline="always")
 _store = numba.njit(_store, inline="always")
 
 
-def _update_coordinate(i, x_src, x_dst, g, s, m, a, d1, d2, c, zero):
+def _update_coordinate(i, x_src, x_dst, g, s, m, a, r1, r2, c, zero):
     """x_dst[i] and the state slots at i <- the rule applied to x_src[i], g[i]."""
     xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by _instantiate
-        x_src[i], g[i], _load(s, i, zero), _load(m, i, zero), _load(a, i, zero), d1, d2, c
+        x_src[i], g[i], _load(s, i, zero), _load(m, i, zero), _load(a, i, zero), r1, r2, c
     )
     x_dst[i] = xi
     _store(s, i, si)
@@ -60,9 +60,9 @@ def _update_coordinate(i, x_src, x_dst, g, s, m, a, d1, d2, c, zero):
     _store(a, i, ai)
 
 
-def _step_template(x, g, s, m, a, d1, d2, c, zero):
+def _step_template(x, g, s, m, a, r1, r2, c, zero):
     for i in prange(x.size):
-        _update_coordinate(i, x, x, g, s, m, a, d1, d2, c, zero)
+        _update_coordinate(i, x, x, g, s, m, a, r1, r2, c, zero)
 
 
 def _matvec(A, x, out):
@@ -124,7 +124,7 @@ _finite_row = numba.njit(_finite_row, inline="always")
 
 
 def _simulate_quadratic_template(X, loss, info, A, b, half, sigma, seed, config, s, m, a, dbs, dec, c, ax, g,
-                                 noise, zero):
+                                 noise, zero, one):
     """Run ``X.shape[0] - 1`` steps from ``X[0]`` on a quadratic.
 
     Writes ``X[t]`` and ``loss[t]``; ``info[0]`` = steps taken, ``info[1]`` = first
@@ -153,9 +153,11 @@ def _simulate_quadratic_template(X, loss, info, A, b, half, sigma, seed, config,
                 g[i] = g[i] + sigma * noise[0]
         d1 = _debias(d1, b1, omb1)
         d2 = _debias(d2, b2, omb2)
+        r1 = one / d1
+        r2 = one / d2
         x_next = X[t + 1]
         for i in range(n):
-            _update_coordinate(i, x, x_next, g, s, m, a, d1, d2, c, zero)
+            _update_coordinate(i, x, x_next, g, s, m, a, r1, r2, c, zero)
     dbs[0] = d1
     dbs[1] = d2
 
@@ -184,11 +186,11 @@ def _flat(arr):
     return None if arr is None else arr.reshape(-1)
 
 
-def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, d1, d2, c: tuple) -> None:
+def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, r1, r2, c: tuple) -> None:
     """One in-place update of C-contiguous arrays (checked by the caller)."""
     k = kernels_for(rule)
     kernel = k.step_parallel if x.size >= PARALLEL_THRESHOLD else k.step_serial
-    kernel(x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), d1, d2, c, x.dtype.type(0))
+    kernel(x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c, x.dtype.type(0))
 
 
 def simulate_quadratic(rule: Callable, X: np.ndarray, loss: np.ndarray, A: np.ndarray, b: np.ndarray,
@@ -201,5 +203,5 @@ def simulate_quadratic(rule: Callable, X: np.ndarray, loss: np.ndarray, A: np.nd
     g = np.empty(n, X.dtype)
     noise = np.empty(1, X.dtype)
     kernels_for(rule).simulate_quadratic(X, loss, info, A, b, dt(0.5), dt(sigma), np.uint64(seed), np.uint64(config),
-                                         s, m, a, dbs, dec, c, ax, g, noise, dt(0))
+                                         s, m, a, dbs, dec, c, ax, g, noise, dt(0), dt(1))
     return int(info[0]), int(info[1])
