@@ -55,12 +55,6 @@ class OptimizerState:
         """Names of the slots that hold an array."""
         return tuple(name for name in SLOTS if getattr(self, name) is not None)
 
-    @property
-    def shape(self) -> tuple[int, ...] | None:
-        """Shape of the parameters this state was made for (None without slots)."""
-        arrays = [getattr(self, n) for n in self.slots]
-        return arrays[0].shape if arrays else None
-
     def copy(self) -> "OptimizerState":
         """A deep copy (arrays copied)."""
         return dataclasses.replace(
