@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _validation as v
 from . import rules
+from ._neutral import ONE, ZERO, Neutral
 
 SLOTS = ("s", "m", "g_avg")
 
@@ -78,25 +79,34 @@ class Optimizer:
         """The state slots this optimizer keeps arrays for."""
         raise NotImplementedError
 
-    def _coefficients(self) -> tuple[float, ...]:
+    def _coefficients(self) -> tuple[float | Neutral, ...]:
         raise NotImplementedError
 
-    def _decays(self) -> tuple[float, float, float, float]:
-        """``(beta1, 1 - beta1, beta2, 1 - beta2)`` for the bias corrections."""
-        return (0.0, 1.0, 0.0, 1.0)
+    def _decays(self) -> tuple[float, float, float, float] | None:
+        """``(beta1, 1 - beta1, beta2, 1 - beta2)`` for the bias corrections, or None without."""
+        return None
 
     def _initial(self, slot: str) -> float:
         return 0.0
 
     def coefficients(self, dtype: Any = np.float64) -> tuple:
-        """The rule's coefficient tuple, each value rounded once to ``dtype``."""
-        dt = v.float_dtype("dtype", dtype)
-        return tuple(dt.type(c) for c in self._coefficients())
+        """The rule's coefficient tuple, each value rounded once to ``dtype``.
 
-    def decays(self, dtype: Any = np.float64) -> tuple:
-        """The bias-correction decays ``(beta1, 1 - beta1, beta2, 1 - beta2)`` in ``dtype``."""
+        A coefficient of an option that is off is the exact neutral ``ZERO`` or
+        ``ONE`` (see :mod:`rmsnum._neutral`), so compiled kernels skip its term.
+
+        >>> RMSProp(lr=0.4).coefficients()[:3]
+        (ZERO, ZERO, np.float64(0.9))
+        """
         dt = v.float_dtype("dtype", dtype)
-        return tuple(dt.type(c) for c in self._decays())
+        return tuple(c if isinstance(c, Neutral) else dt.type(c) for c in self._coefficients())
+
+    def decays(self, dtype: Any = np.float64) -> tuple | None:
+        """The bias-correction decays ``(beta1, 1 - beta1, beta2, 1 - beta2)`` in
+        ``dtype``, or None for a rule (or variant) without bias correction."""
+        dt = v.float_dtype("dtype", dtype)
+        decays = self._decays()
+        return None if decays is None else tuple(dt.type(c) for c in decays)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments as a dict."""
@@ -186,7 +196,8 @@ class Optimizer:
         self._check_step(x, g, state)
         d1, d2 = self._next_debias(state)
         one = x.dtype.type(1)
-        cpu.step(self.rule, x, g, state.s, state.m, state.g_avg, one / d1, one / d2, self.coefficients(x.dtype))
+        r1, r2 = (ONE, ONE) if self._decays() is None else (one / d1, one / d2)
+        cpu.step(self.rule, x, g, state.s, state.m, state.g_avg, r1, r2, self.coefficients(x.dtype))
         state.d1, state.d2 = d1, d2
         state.t += 1
 
@@ -207,7 +218,8 @@ class Optimizer:
                     raise ValueError(f"state.{slot} shares memory with {other_name}")
 
     def _next_debias(self, state: OptimizerState) -> tuple:
-        b1, omb1, b2, omb2 = self.decays(np.dtype(type(state.d1)))
+        dt = np.dtype(type(state.d1))
+        b1, omb1, b2, omb2 = self.decays(dt) or (dt.type(0), dt.type(1), dt.type(0), dt.type(1))
         return rules.debias(state.d1, b1, omb1), rules.debias(state.d2, b2, omb2)
 
 
@@ -313,28 +325,29 @@ class RMSProp(Optimizer):
     def _initial(self, slot: str) -> float:
         return self.initial_s if slot == "s" else 0.0
 
-    def _coefficients(self) -> tuple[float, ...]:
+    def _coefficients(self) -> tuple[float | Neutral, ...]:
+        decay = self.weight_decay > 0
         decoupled = self.decoupled_weight_decay
         lr_outside = self.momentum > 0 and not self.lr_in_momentum  # PyTorch-style buffer
-        c_in, c_out = (1.0, self.lr) if lr_outside else (self.lr, 1.0)
+        c_in, c_out = (ONE, self.lr) if lr_outside else (self.lr, ONE)
         return (
-            0.0 if decoupled else self.weight_decay,
-            self.lr * self.weight_decay if decoupled else 0.0,
+            self.weight_decay if decay and not decoupled else ZERO,
+            self.lr * self.weight_decay if decay and decoupled else ZERO,
             self.gamma,
             1.0 - self.gamma,
-            1.0 - self.gamma if self.centered else 0.0,
-            self.eps if self.eps_in_sqrt else 0.0,
-            0.0 if self.eps_in_sqrt else self.eps,
-            self.momentum,
+            1.0 - self.gamma if self.centered else ZERO,
+            self.eps if self.eps_in_sqrt else ZERO,
+            ZERO if self.eps_in_sqrt else self.eps,
+            self.momentum if self.momentum > 0 else ZERO,
             c_in,
             c_out,
-            1.0 if self.nesterov else 0.0,
-            self.momentum if self.nesterov else 1.0,
+            ONE if self.nesterov else ZERO,
+            self.momentum if self.nesterov else ONE,
         )
 
-    def _decays(self) -> tuple[float, float, float, float]:
+    def _decays(self) -> tuple[float, float, float, float] | None:
         if not self.bias_correction:
-            return super()._decays()
+            return None
         return (self.gamma, 1.0 - self.gamma, self.gamma, 1.0 - self.gamma)
 
     # Framework presets: each framework's own argument names and defaults.

@@ -158,14 +158,24 @@ def simulate(
 
 def _run_cpu(opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarray, state: OptimizerState,
              seed: int) -> int:
+    """The trajectory as a sweep of one configuration, so that both run the same kernel."""
     from .backends import cpu
 
     dt = X.dtype
-    dbs = np.array([state.d1, state.d2], dtype=dt)
-    taken, diverged = cpu.simulate_quadratic(
-        opt.rule, X, loss, objective.A.astype(dt), objective.b.astype(dt), objective.noise, seed, 0,
-        state.s, state.m, state.g_avg, dbs, opt.decays(dt), opt.coefficients(dt),
-    )
-    state.t = taken if diverged < 0 else diverged
-    state.d1, state.d2 = dt.type(dbs[0]), dt.type(dbs[1])
-    return diverged
+    steps, n = X.shape[0] - 1, X.shape[1]
+    x = X[0].reshape(1, n, 1).copy()
+    slots = [None if arr is None else arr.reshape(1, n, 1) for arr in (state.s, state.m, state.g_avg)]
+    decays = opt.decays(dt)
+    d = None if decays is None else np.array([state.d1, state.d2], dtype=dt).reshape(1, 2, 1)
+    dec = None if decays is None else np.array(decays, dtype=dt).reshape(1, 4, 1)
+    C, like = cpu.coefficient_table([opt.coefficients(dt)], dt)
+    seeds = np.full((1, 1), seed, dtype=np.uint64) if objective.noise > 0 else None
+    final_loss = np.empty((1, 1), dt)
+    diverged = np.empty((1, 1), np.int64)
+    cpu.run_quadratic(opt.rule, x, *slots, d, dec, C[np.newaxis], like, objective.A.astype(dt),
+                      objective.b.astype(dt), objective.noise, seeds, objective.f_star, np.empty(0, dt), steps, 1,
+                      loss.reshape(1, steps + 1, 1), X.reshape(1, steps + 1, n, 1), final_loss, diverged, None)
+    state.t = steps if diverged[0, 0] < 0 else int(diverged[0, 0])
+    if d is not None:
+        state.d1, state.d2 = dt.type(d[0, 0, 0]), dt.type(d[0, 1, 0])
+    return int(diverged[0, 0])

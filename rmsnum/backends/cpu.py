@@ -26,7 +26,10 @@ from numba.extending import overload
 
 from .. import rules
 from . import _cache
+from .._neutral import ONE, ZERO, Neutral
+from . import _neutral_types  # noqa: F401 - registers the Numba types of ZERO and ONE
 from ._compile import compile_plain, rebind
+from ._neutral_types import NeutralType
 
 _cache.install()
 
@@ -34,142 +37,246 @@ PARALLEL_THRESHOLD = 1 << 16
 """Arrays with at least this many elements are stepped with ``prange``."""
 
 
-def _load(arr, i, zero):
-    if arr is None:
-        return zero
-    return arr[i]
+def _load(arr, idx):
+    """``arr[idx]``, or ZERO for an absent slot (``arr`` None)."""
 
 
-def _store(arr, i, value):
-    if arr is not None:
-        arr[i] = value
+@overload(_load)
+def _load_impl(arr, idx):
+    if isinstance(arr, numba.types.NoneType):
+        return lambda arr, idx: ZERO
+    return lambda arr, idx: arr[idx]
 
 
-_load = numba.njit(_load, inline="always")
-_store = numba.njit(_store, inline="always")
+def _store(arr, idx, value):
+    """``arr[idx] = value``; nothing for an absent slot."""
 
 
-def _update_coordinate(i, x_src, x_dst, g, s, m, a, r1, r2, c, zero):
-    """x_dst[i] and the state slots at i <- the rule applied to x_src[i], g[i]."""
+@overload(_store)
+def _store_impl(arr, idx, value):
+    if isinstance(arr, numba.types.NoneType):
+        return lambda arr, idx, value: None
+
+    def store(arr, idx, value):
+        arr[idx] = value
+    return store
+
+
+def _update(x, g, idx, s, m, a, r1, r2, c):
+    """x and the state slots at ``idx`` <- the rule applied there."""
     xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by _instantiate
-        x_src[i], g[i], _load(s, i, zero), _load(m, i, zero), _load(a, i, zero), r1, r2, c
+        x[idx], g[idx], _load(s, idx), _load(m, idx), _load(a, idx), r1, r2, c
     )
-    x_dst[i] = xi
-    _store(s, i, si)
-    _store(m, i, mi)
-    _store(a, i, ai)
+    x[idx] = xi
+    _store(s, idx, si)
+    _store(m, idx, mi)
+    _store(a, idx, ai)
 
 
-def _step_template(x, g, s, m, a, r1, r2, c, zero):
+def _step_template(x, g, s, m, a, r1, r2, c):
     for i in prange(x.size):
-        _update_coordinate(i, x, x, g, s, m, a, r1, r2, c, zero)
+        _update(x, g, i, s, m, a, r1, r2, c)
 
 
-def _matvec(A, x, out):
-    """out <- A @ x, where a 1-D A is a diagonal (resolved at compile time)."""
+def _gather(C, j, like):
+    """The coefficient tuple of configuration ``j``: ``like[k]`` where that is
+    ZERO or ONE, else the next row of ``C`` at column ``j``."""
 
 
-@overload(_matvec, inline="always")
-def _matvec_impl(A, x, out):
+@overload(_gather)
+def _gather_impl(C, j, like):
+    items, row = [], 0
+    for k, ty in enumerate(like.types):
+        if isinstance(ty, NeutralType):
+            items.append(f"like[{k}]")
+        else:
+            items.append(f"C[{row}, j]")
+            row += 1
+    namespace: dict = {}
+    exec(f"def gather(C, j, like):\n    return ({', '.join(items)},)\n", namespace)
+    return namespace["gather"]
+
+
+def _block(arr, blk):
+    """``arr[blk]``, or None for an absent array."""
+
+
+@overload(_block)
+def _block_impl(arr, blk):
+    if isinstance(arr, numba.types.NoneType):
+        return lambda arr, blk: None
+    return lambda arr, blk: arr[blk]
+
+
+def _lanes_matvec(A, x, ax):
+    """ax[:, j] <- A @ x[:, j] for every lane j; a 1-D A is a diagonal."""
+
+
+@overload(_lanes_matvec)
+def _lanes_matvec_impl(A, x, ax):
     if A.ndim == 1:
-        def diagonal(A, x, out):
-            for i in range(x.size):
-                out[i] = A[i] * x[i]
+        def diagonal(A, x, ax):
+            for i in range(x.shape[0]):
+                for j in range(x.shape[1]):
+                    ax[i, j] = A[i] * x[i, j]
         return diagonal
 
-    def dense(A, x, out):
-        n = x.size
+    def dense(A, x, ax):
+        n, w = x.shape
         for i in range(n):
-            acc = A[i, 0] * x[0]
-            for j in range(1, n):
-                acc += A[i, j] * x[j]
-            out[i] = acc
+            for j in range(w):
+                ax[i, j] = A[i, 0] * x[0, j]
+            for k in range(1, n):
+                for j in range(w):
+                    ax[i, j] += A[i, k] * x[k, j]
     return dense
 
 
-def _quadratic_grad(A, b, x, ax, g):
-    """ax <- A @ x, g <- ax - b."""
-    _matvec(A, x, ax)
-    for i in range(x.size):
-        g[i] = ax[i] - b[i]
+def _lanes_quadratic(A, b, x, ax, g, quad, lin):
+    """For every lane (column) j of x: ax = A @ x, g = ax - b, and the two sums
+    x.ax and b.x of the value, accumulated over coordinates in order."""
+    _lanes_matvec(A, x, ax)
+    n, w = x.shape
+    for i in range(n):
+        for j in range(w):
+            g[i, j] = ax[i, j] - b[i]
+    for j in range(w):
+        quad[j] = x[0, j] * ax[0, j]
+        lin[j] = b[0] * x[0, j]
+    for i in range(1, n):
+        for j in range(w):
+            quad[j] += x[i, j] * ax[i, j]
+            lin[j] += b[i] * x[i, j]
 
 
-def _quadratic_value(x, ax, b, half):
-    """0.5 * x.(A x) - b.x given ax = A @ x."""
-    quad = x[0] * ax[0]
-    lin = b[0] * x[0]
-    for i in range(1, x.size):
-        quad += x[i] * ax[i]
-        lin += b[i] * x[i]
-    return half * quad - lin
+_jit = functools.partial(numba.njit, error_model="numpy")
+_lanes_quadratic = _jit(_lanes_quadratic)
+_gaussian = compile_plain(rules.gaussian, _jit)
+_debias = compile_plain(rules.debias, _jit)
 
 
-_quadratic_grad = numba.njit(_quadratic_grad, inline="always")
-_quadratic_value = numba.njit(_quadratic_value, inline="always")
-_inline = functools.partial(numba.njit, inline="always")
-_gaussian = compile_plain(rules.gaussian, _inline)
-_debias = compile_plain(rules.debias, _inline)
+def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
+                            loss_rec, x_rec, final_loss, diverged, hit):
+    """Run ``steps`` updates of blocks of configurations on one quadratic.
 
+    Every per-configuration array has a leading block axis and a trailing lane
+    axis of the block width w: the lanes of a block move through each step
+    together (SIMD), blocks run in parallel. ``x``, ``s``, ``m``, ``a``
+    (blocks, n, w) hold the start and state and end with the final values;
+    ``d`` (blocks, 2, w) the bias denominators with decays ``dec`` (blocks, 4, w),
+    or both None for rules without bias correction. ``C`` (blocks, k, w) holds
+    the coefficients that are not ZERO/ONE in ``like``. ``seeds`` (blocks, w)
+    keys the gradient noise of scale ``sigma`` (None: no noise).
 
-def _finite_row(x, value):
-    if not math.isfinite(value):
-        return False
-    for i in range(x.size):
-        if not math.isfinite(x[i]):
-            return False
-    return True
-
-
-_finite_row = numba.njit(_finite_row, inline="always")
-
-
-def _simulate_quadratic_template(X, loss, info, A, b, half, sigma, seed, config, s, m, a, dbs, dec, c, ax, g,
-                                 noise, zero, one):
-    """Run ``X.shape[0] - 1`` steps from ``X[0]`` on a quadratic.
-
-    Writes ``X[t]`` and ``loss[t]``; ``info[0]`` = steps taken, ``info[1]`` = first
-    step whose x or loss is not finite (-1 if none). Rows after a divergence are
-    left untouched. ``dbs`` holds the bias denominators (d1, d2), updated in place.
+    Outputs (blocks, ..., w): ``final_loss`` and ``diverged`` (first step whose
+    x or loss is not finite, else -1; a diverged lane stops there); when not
+    None, ``loss_rec`` (blocks, nrec, w) and ``x_rec`` (blocks, nrec, n, w) every
+    ``every`` steps (rows after a divergence are left as they are), and ``hit``
+    (blocks, ntol, w) the first step with ``loss - fstar < tol[k]`` (else left).
     """
-    steps = X.shape[0] - 1
-    n = X.shape[1]
-    d1 = dbs[0]
-    d2 = dbs[1]
-    b1, omb1, b2, omb2 = dec
-    info[1] = -1
-    for t in range(steps + 1):
-        x = X[t]
-        _quadratic_grad(A, b, x, ax, g)
-        loss[t] = _quadratic_value(x, ax, b, half)
-        info[0] = t
-        if not _finite_row(x, loss[t]):
-            info[1] = t
-            break
-        if t == steps:
-            break
-        if sigma != zero:
+    nblocks, n, w = x.shape
+    for blk in prange(nblocks):
+        xb = x[blk]
+        sb = _block(s, blk)
+        mb = _block(m, blk)
+        ab = _block(a, blk)
+        db = _block(d, blk)
+        decb = _block(dec, blk)
+        Cb = C[blk]
+        seedb = _block(seeds, blk)
+        lossb = _block(loss_rec, blk)
+        xrb = _block(x_rec, blk)
+        hitb = _block(hit, blk)
+        final = final_loss[blk]
+        div = diverged[blk]
+        ax = np.empty((n, w), x.dtype)
+        g = np.empty((n, w), x.dtype)
+        x_at_divergence = np.empty((n, w), x.dtype)
+        quad = np.empty(w, x.dtype)
+        lin = np.empty(w, x.dtype)
+        value = np.empty(w, x.dtype)
+        noise = np.empty(w, x.dtype)
+        r1 = np.empty(w, x.dtype)
+        r2 = np.empty(w, x.dtype)
+        running = w
+        for j in range(w):
+            div[j] = -1
+        for t in range(steps + 1):
+            _lanes_quadratic(A, b, xb, ax, g, quad, lin)
+            finite = True
+            for j in range(w):
+                value[j] = half * quad[j] - lin[j]
+                finite &= math.isfinite(value[j])
+            # A non-finite x makes the value non-finite (A is positive definite),
+            # so checking the value checks the iterate too.
+            if not finite:
+                for j in range(w):
+                    if div[j] < 0 and not math.isfinite(value[j]):
+                        div[j] = t
+                        running -= 1
+                        final[j] = value[j]
+                        for i in range(n):
+                            x_at_divergence[i, j] = xb[i, j]
+            if loss_rec is not None and t % every == 0:
+                for j in range(w):
+                    if div[j] < 0 or div[j] == t:
+                        lossb[t // every, j] = value[j]
+            if x_rec is not None and t % every == 0:
+                for i in range(n):
+                    for j in range(w):
+                        if div[j] < 0 or div[j] == t:
+                            xrb[t // every, i, j] = xb[i, j]
+            if hit is not None:
+                for k in range(tol.size):
+                    for j in range(w):
+                        if div[j] < 0 and hitb[k, j] < 0 and value[j] - fstar < tol[k]:
+                            hitb[k, j] = t
+            if t == steps or running == 0:
+                break
+            if not finite:
+                # Restart the diverged lanes from zero: their results are saved,
+                # and finite lanes keep the whole block on the fast path.
+                for j in range(w):
+                    if not math.isfinite(value[j]):
+                        for i in range(n):
+                            xb[i, j] = 0
+                            _store(sb, (i, j), 0)
+                            _store(mb, (i, j), 0)
+                            _store(ab, (i, j), 0)
+            if seeds is not None:
+                for i in range(n):
+                    for j in range(w):
+                        noise[j] = _gaussian(seedb[j], 0, t, i)
+                        g[i, j] = g[i, j] + sigma * noise[j]
+            if d is not None:
+                for j in range(w):
+                    db[0, j] = _debias(db[0, j], decb[0, j], decb[1, j])
+                    db[1, j] = _debias(db[1, j], decb[2, j], decb[3, j])
+                    r1[j] = one / db[0, j]
+                    r2[j] = one / db[1, j]
             for i in range(n):
-                noise[0] = _gaussian(seed, config, t, i)
-                g[i] = g[i] + sigma * noise[0]
-        d1 = _debias(d1, b1, omb1)
-        d2 = _debias(d2, b2, omb2)
-        r1 = one / d1
-        r2 = one / d2
-        x_next = X[t + 1]
-        for i in range(n):
-            _update_coordinate(i, x, x_next, g, s, m, a, r1, r2, c, zero)
-    dbs[0] = d1
-    dbs[1] = d2
+                for j in range(w):
+                    c = _gather(Cb, j, like)
+                    if d is None:
+                        _update(xb, g, (i, j), sb, mb, ab, ONE, ONE, c)
+                    else:
+                        _update(xb, g, (i, j), sb, mb, ab, r1[j], r2[j], c)
+        for j in range(w):
+            if div[j] < 0:
+                final[j] = value[j]
+            else:
+                for i in range(n):
+                    xb[i, j] = x_at_divergence[i, j]
 
 
 def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` whose element update applies ``rule``."""
-    update = _inline(rebind(_update_coordinate, rule=compile_plain(rule, _inline)))
-    fn = rebind(template, _update_coordinate=update)
+    update = _jit(rebind(_update, rule=compile_plain(rule, _jit)))
+    fn = rebind(template, _update=update)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
-    return numba.njit(cache=cache, **jit_options)(fn)
+    return numba.njit(cache=cache, error_model="numpy", **jit_options)(fn)
 
 
 @functools.cache
@@ -178,7 +285,8 @@ def kernels_for(rule: Callable) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         step_serial=_instantiate(_step_template, rule),
         step_parallel=_instantiate(_step_template, rule, parallel=True),
-        simulate_quadratic=_instantiate(_simulate_quadratic_template, rule),
+        run_quadratic_serial=_instantiate(_run_quadratic_template, rule),
+        run_quadratic_parallel=_instantiate(_run_quadratic_template, rule, parallel=True),
     )
 
 
@@ -190,18 +298,31 @@ def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, r1, r2, c: tuple
     """One in-place update of C-contiguous arrays (checked by the caller)."""
     k = kernels_for(rule)
     kernel = k.step_parallel if x.size >= PARALLEL_THRESHOLD else k.step_serial
-    kernel(x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c, x.dtype.type(0))
+    kernel(x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c)
 
 
-def simulate_quadratic(rule: Callable, X: np.ndarray, loss: np.ndarray, A: np.ndarray, b: np.ndarray,
-                       sigma, seed: int, config: int, s, m, a, dbs: np.ndarray, dec: tuple, c: tuple) -> tuple[int, int]:
-    """Fill ``X`` (steps+1, d) and ``loss`` from ``X[0]``; return (steps taken, diverged step or -1)."""
-    dt = X.dtype.type
-    n = X.shape[1]
-    info = np.zeros(2, dtype=np.int64)
-    ax = np.empty(n, X.dtype)
-    g = np.empty(n, X.dtype)
-    noise = np.empty(1, X.dtype)
-    kernels_for(rule).simulate_quadratic(X, loss, info, A, b, dt(0.5), dt(sigma), np.uint64(seed), np.uint64(config),
-                                         s, m, a, dbs, dec, c, ax, g, noise, dt(0), dt(1))
-    return int(info[0]), int(info[1])
+def coefficient_table(rows: list[tuple], dtype: np.dtype) -> tuple[np.ndarray, tuple]:
+    """``(C, like)`` from one coefficient tuple per configuration: ``C`` (k, nconf)
+    holds the numeric coefficients, ``like`` the ZERO/ONE pattern, which must be
+    the same in every tuple."""
+    like = rows[0]
+    numeric = [k for k, c in enumerate(like) if not isinstance(c, Neutral)]
+    C = np.empty((len(numeric), len(rows)), dtype)
+    for j, row in enumerate(rows):
+        C[:, j] = [row[k] for k in numeric]
+    return C, like
+
+
+def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple, A: np.ndarray,
+                  b: np.ndarray, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
+                  final_loss: np.ndarray, diverged: np.ndarray, hit) -> None:
+    """Run blocks of configurations on a quadratic; see :func:`_run_quadratic_template`.
+
+    Every array is C-contiguous in the working dtype (checked by the caller).
+    A single block runs serially, several in parallel.
+    """
+    dt = x.dtype.type
+    k = kernels_for(rule)
+    kernel = k.run_quadratic_parallel if x.shape[0] > 1 else k.run_quadratic_serial
+    kernel(x, s, m, a, d, dec, C, like, A, b, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
+           loss_rec, x_rec, final_loss, diverged, hit)

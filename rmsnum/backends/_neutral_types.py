@@ -1,0 +1,90 @@
+"""Numba typing of :data:`rmsnum._neutral.ZERO` and :data:`~rmsnum._neutral.ONE`.
+
+Each singleton has its own Numba type, so a kernel compiled with a neutral
+coefficient has the term folded away at compile time (no instruction is
+emitted for ``x + ZERO * y``). The operators obey the algebra of
+:class:`rmsnum._neutral.Neutral`; any other use is a typing error.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from numba.core import types
+from numba.core.imputils import lower_constant
+from numba.extending import NativeValue, box, models, overload, register_model, typeof_impl, unbox
+
+from .._neutral import Neutral
+
+
+class NeutralType(types.Type):
+    """The type of ``ZERO`` (value 0) or ``ONE`` (value 1)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+        super().__init__(name=f"Neutral[{value}]")
+
+
+ZERO_TYPE = NeutralType(0)
+ONE_TYPE = NeutralType(1)
+
+
+@typeof_impl.register(Neutral)
+def _typeof_neutral(val, c):
+    return ZERO_TYPE if val.value == 0 else ONE_TYPE
+
+
+register_model(NeutralType)(models.OpaqueModel)
+
+
+@unbox(NeutralType)
+def _unbox_neutral(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
+
+
+@box(NeutralType)
+def _box_neutral(typ, val, c):
+    from .. import _neutral
+
+    return c.pyapi.unserialize(c.pyapi.serialize_object(_neutral.ZERO if typ.value == 0 else _neutral.ONE))
+
+
+@lower_constant(NeutralType)
+def _constant_neutral(context, builder, ty, pyval):
+    return context.get_dummy_value()
+
+
+_OPERAND = (types.Number, NeutralType)
+
+
+def _is(ty, value):
+    return isinstance(ty, NeutralType) and ty.value == value
+
+
+@overload(operator.mul, inline="always")
+def _mul(a, b):
+    if not (isinstance(a, _OPERAND) and isinstance(b, _OPERAND)):
+        return None
+    if _is(a, 0) or _is(b, 1):
+        return lambda a, b: a
+    if _is(b, 0) or _is(a, 1):
+        return lambda a, b: b
+    return None
+
+
+@overload(operator.add, inline="always")
+def _add(a, b):
+    if not (isinstance(a, _OPERAND) and isinstance(b, _OPERAND)):
+        return None
+    if _is(b, 0):
+        return lambda a, b: a
+    if _is(a, 0):
+        return lambda a, b: b
+    return None
+
+
+@overload(operator.sub, inline="always")
+def _sub(a, b):
+    if isinstance(a, _OPERAND) and _is(b, 0):
+        return lambda a, b: a
+    return None
