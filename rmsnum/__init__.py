@@ -9,6 +9,7 @@
 from .objectives import Quadratic, quadratic_2d, rotated_quadratic_2d
 from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
 from .simulate import Trajectory, simulate
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -21,8 +22,10 @@ __all__ = [
     "Quadratic",
     "RMSProp",
     "SGD",
+    "SweepResult",
     "Trajectory",
     "quadratic_2d",
     "rotated_quadratic_2d",
     "simulate",
+    "sweep",
 ]

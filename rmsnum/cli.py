@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,15 +54,273 @@ def demo(out: Path) -> list[str]:
     return lines
 
 
+OBJECTIVES = ("quadratic_2d", "rotated_quadratic_2d")
+OPTIMIZERS = ("RMSProp", "SGD", "Momentum", "Adagrad", "Adam")
+_NUMBER_LIST = re.compile(r"^-[\d.]")
+
+
+def parse_optimizer(text: str) -> Callable[..., Any]:
+    """An optimizer class or preset from its name: ``"RMSProp"``, ``"RMSProp.torch"``, ``"sgd"``.
+
+    Raises ``argparse.ArgumentTypeError`` (argparse turns it into a usage error)
+    naming what is allowed.
+
+    >>> parse_optimizer("RMSProp.torch").__name__
+    'torch'
+    >>> parse_optimizer("adam").__name__
+    'Adam'
+    """
+    import rmsnum
+
+    classes = {name.lower(): getattr(rmsnum, name) for name in OPTIMIZERS}
+    presets = {cls: _presets(cls) for cls in classes.values()}
+    allowed = ", ".join([*OPTIMIZERS, *(f"{cls.__name__}.{p}" for cls, ps in presets.items() for p in ps)])
+    head, _, preset = text.partition(".")
+    cls = classes.get(head.lower())
+    if cls is None:
+        raise argparse.ArgumentTypeError(f"unknown optimizer {text!r}; allowed: {allowed}")
+    if not preset:
+        return cls
+    match = [p for p in presets[cls] if p.lower() == preset.lower()]
+    if not match:
+        raise argparse.ArgumentTypeError(f"unknown optimizer {text!r}; allowed: {allowed}")
+    return getattr(cls, match[0])
+
+
+def _presets(cls: type) -> list[str]:
+    """The names of a class's framework presets (its public classmethods)."""
+    return [name for name, attr in vars(cls).items() if isinstance(attr, classmethod) and not name.startswith("_")]
+
+
+def _scalar(text: str, token: str) -> bool | int | float:
+    """One value of a grid or fixed entry: ``true``/``false``, an int or a float."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(low)
+    except ValueError:
+        pass
+    try:
+        value = float(low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad value {text!r} in {token!r}: expected a number, true or false") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"bad value {text!r} in {token!r}: values must be finite")
+    return value
+
+
+def _name_and_rest(token: str, what: str, form: str) -> tuple[str, str]:
+    name, sep, rest = token.partition("=")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise argparse.ArgumentTypeError(f"bad {what} {token!r}: expected {form}")
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"bad {what} {token!r}: {name!r} is not a hyperparameter name")
+    return name, rest.strip()
+
+
+GRID_FORM = "name=start:stop:num[:log] or name=v1,v2,..."
+
+
+def parse_grid(token: str) -> tuple[str, np.ndarray | list]:
+    """One ``--grid`` entry: ``name=start:stop:num`` (linspace), ``name=start:stop:num:log``
+    (log-spaced from start to stop, both given as values) or ``name=v1,v2,...``
+    (an explicit list; ``true``/``false`` are booleans).
+
+    Raises ``argparse.ArgumentTypeError`` naming the bad token.
+
+    >>> parse_grid("lr=1e-3:1:4:log")
+    ('lr', array([0.001, 0.01 , 0.1  , 1.   ]))
+    >>> parse_grid("gamma=0.5:0.9:3")
+    ('gamma', array([0.5, 0.7, 0.9]))
+    >>> parse_grid("centered=false,true")
+    ('centered', [False, True])
+    """
+    name, spec = _name_and_rest(token, "grid entry", GRID_FORM)
+    if ":" in spec:
+        parts = spec.split(":")
+        log = len(parts) == 4 and parts[3].strip().lower() == "log"
+        if len(parts) not in (3, 4) or (len(parts) == 4 and not log):
+            raise argparse.ArgumentTypeError(f"bad grid entry {token!r}: expected {GRID_FORM}")
+        start, stop = (float(_scalar(part, token)) for part in parts[:2])
+        num = _scalar(parts[2], token)
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise argparse.ArgumentTypeError(
+                f"bad grid entry {token!r}: the number of values must be an integer >= 1, got {parts[2]!r}")
+        if log:
+            if start <= 0 or stop <= 0:
+                raise argparse.ArgumentTypeError(
+                    f"bad grid entry {token!r}: a log-spaced range needs start and stop > 0 "
+                    "(give them as values, e.g. lr=1e-3:1:300:log)")
+            return name, np.geomspace(start, stop, num)
+        return name, np.linspace(start, stop, num)
+    items = [item for item in spec.split(",")]
+    if any(not item.strip() for item in items):
+        raise argparse.ArgumentTypeError(f"bad grid entry {token!r}: empty value in the list")
+    values = [_scalar(item, token) for item in items]
+    kinds = {isinstance(value, bool) for value in values}
+    if len(kinds) > 1:
+        raise argparse.ArgumentTypeError(f"bad grid entry {token!r}: mixes booleans and numbers")
+    return name, values
+
+
+def parse_fixed(token: str) -> tuple[str, bool | int | float]:
+    """One ``--fixed`` entry ``name=value``.
+
+    >>> parse_fixed("eps=1e-6"), parse_fixed("centered=true")
+    (('eps', 1e-06), ('centered', True))
+    """
+    name, value = _name_and_rest(token, "fixed entry", "name=value")
+    return name, _scalar(value, token)
+
+
+def parse_x0(text: str) -> tuple[float, ...]:
+    """``--x0``: comma-separated coordinates, e.g. ``-5,-2``."""
+    try:
+        values = tuple(float(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad starting point {text!r}: expected numbers separated by commas") from None
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"bad starting point {text!r}: coordinates must be finite")
+    return values
+
+
+def _attach_values(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """Let ``--x0 -5,-2`` through argparse (which takes ``-5,-2`` for an option) as ``--x0=-5,-2``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv) and _NUMBER_LIST.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _describe_axis(name: str, values: np.ndarray) -> str:
+    if values.dtype == bool or len(values) <= 6:
+        return f"  {name}: {len(values)} value{'s' if len(values) != 1 else ''}, [{', '.join(_fmt(v) for v in values)}]"
+    return f"  {name}: {len(values)} values from {_fmt(values[0])} to {_fmt(values[-1])}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.6g}"
+
+
+def run_sweep(args: argparse.Namespace) -> list[str]:
+    """Run the sweep the parsed arguments describe; save it (and its heatmap); return the summary lines."""
+    from matplotlib.figure import Figure
+
+    from . import objectives, plot, sweep
+
+    grid = dict(args.grid)
+    objective = getattr(objectives, args.objective)()
+    optimizer = args.optimizer
+    start = time.perf_counter()
+    res = sweep(optimizer, objective, x0=args.x0, steps=args.steps, grid=grid, fixed=dict(args.fixed),
+                checkpoint=args.checkpoint, dtype=args.dtype, progress=True)
+    elapsed = time.perf_counter() - start
+
+    size = res.final_loss.size
+    lines = [f"{res.optimizer} on {objective.name}, x0 = ({', '.join(_fmt(c) for c in args.x0)}), "
+             f"{res.steps} steps, {res.provenance.get('dtype', args.dtype)}"]
+    lines.append(f"grid {' x '.join(str(n) for n in res.shape)} ({', '.join(res.dims)}) = {size} configurations")
+    lines += [_describe_axis(name, values) for name, values in res.axes.items()]
+    if res.fixed:
+        lines.append("  fixed: " + ", ".join(f"{k}={_fmt(val)}" for k, val in res.fixed.items()))
+    rate = size * res.steps / elapsed if elapsed > 0 else float("inf")
+    lines.append(f"elapsed {elapsed:.3g} s (compilation included), {rate:.3g} configuration-steps/s")
+    diverged = int(res.diverged.sum())
+    lines.append(f"diverged: {diverged} of {size} ({100 * diverged / size:.1f}%)")
+    finite = ~res.diverged & np.isfinite(res.final_loss)
+    if finite.any():
+        flat = int(np.argmin(np.where(finite, res.final_loss, np.inf)))
+        index = np.unravel_index(flat, res.shape)
+        best = res.config(int(i) for i in index)
+        lines.append("best: " + ", ".join(f"{k}={_fmt(val)}" for k, val in best.items())
+                     + f": final loss {_fmt(res.final_loss[index])} "
+                     f"(final loss - f* = {_fmt(res.gap[index])})")
+    else:
+        lines.append("best: none, every configuration diverged")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    res.save(args.out)
+    lines.append(f"wrote {args.out}")
+    if len(res.dims) == 2:
+        png = args.png if args.png is not None else args.out.with_suffix(".png")
+        png.parent.mkdir(parents=True, exist_ok=True)
+        fig = Figure(figsize=(7, 5))
+        plot.sweep_heatmap(res, ax=fig.subplots())
+        fig.savefig(png, dpi=120, bbox_inches="tight")
+        lines.append(f"wrote {png}")
+    else:
+        lines.append(f"no heatmap drawn: the grid has {len(res.dims)} "
+                     f"ax{'is' if len(res.dims) == 1 else 'es'} and a heatmap needs exactly 2")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmsnum`` console script."""
     parser = argparse.ArgumentParser(prog="rmsnum", description="RMSProp-family optimizers, studied numerically.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="reproduce the chapter's 2-D experiments as PNG figures")
     p_demo.add_argument("--out", type=Path, default=Path("rmsnum-demo"), help="output folder (default ./rmsnum-demo)")
-    args = parser.parse_args(argv)
+
+    p_sweep = sub.add_parser(
+        "sweep", help="run a grid of hyperparameters on a 2-D objective; save the result and a heatmap",
+        description="Run every combination of a grid of hyperparameters (one compiled kernel per chunk), "
+                    "save the SweepResult as .npz and, for 2-axis grids, a heatmap of log10(final loss - f*).",
+        epilog="example: rmsnum sweep --optimizer RMSProp --x0 -5,-2 --steps 1000 "
+               "--grid lr=1e-3:1:300:log --grid gamma=0.5:0.999:300 --fixed eps=1e-6 --out study.npz")
+    p_sweep.add_argument("--objective", choices=OBJECTIVES, default="quadratic_2d",
+                         help="the objective (default quadratic_2d)")
+    p_sweep.add_argument("--optimizer", type=parse_optimizer, default="RMSProp",
+                         help="an optimizer class (RMSProp, SGD, Momentum, Adagrad, Adam) or preset "
+                              "(RMSProp.torch, .keras, .tf1, .optax, .mxnet, .d2l); default RMSProp. "
+                              "Grid and fixed names are its argument names (alpha for RMSProp.torch)")
+    p_sweep.add_argument("--x0", type=parse_x0, default=CHAPTER["x0"], metavar="X1,X2",
+                         help="starting point (default -5,-2)")
+    p_sweep.add_argument("--steps", type=int, default=1000, help="updates per configuration (default 1000)")
+    p_sweep.add_argument("--grid", type=parse_grid, action="append", required=True, metavar="SPEC",
+                         help=f"a grid axis, {GRID_FORM} (true/false for booleans); repeat for more axes; "
+                              "the first is the heatmap's y axis")
+    p_sweep.add_argument("--fixed", type=parse_fixed, action="append", default=[], metavar="NAME=VALUE",
+                         help="a hyperparameter held fixed; repeat for more")
+    p_sweep.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                         help="computation dtype (default float64)")
+    p_sweep.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                         help="save finished chunks here; running the same command again resumes")
+    p_sweep.add_argument("--out", type=Path, required=True, help="where to save the result (.npz)")
+    p_sweep.add_argument("--png", type=Path, default=None,
+                         help="where to save the heatmap (default: --out with suffix .png)")
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_attach_values(argv, ("--x0",)))
 
     start = time.perf_counter()
+    if args.command == "sweep":
+        names = [name for name, _ in args.grid]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            p_sweep.error(f"argument --grid: axis {repeated[0]!r} given more than once")
+        if args.steps < 1:
+            p_sweep.error(f"argument --steps: must be >= 1, got {args.steps}")
+        try:
+            lines = run_sweep(args)
+        except (TypeError, ValueError) as err:
+            p_sweep.error(str(err))
+        print(f"rmsnum sweep: {args.optimizer.__qualname__}")
+        print("\n".join(lines))
+        return 0
+
     lines = demo(args.out)
     print("rmsnum demo: the RMSProp chapter of Dive into Deep Learning, reproduced")
     print("\n".join(lines))

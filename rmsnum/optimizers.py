@@ -223,8 +223,18 @@ class Optimizer:
         return rules.debias(state.d1, b1, omb1), rules.debias(state.d2, b2, omb2)
 
 
+def _on(value: Any) -> bool:
+    """Whether an option given by a non-negative number is switched on (value > 0).
+
+    Written for arrays too: :func:`rmsnum.sweep` evaluates coefficients for a
+    whole column of configurations at once, grouped so that each option is on
+    for all of them or for none.
+    """
+    return bool(np.all(np.asarray(value) > 0))
+
+
 def _momentum_slots(momentum: float) -> tuple[str, ...]:
-    return ("m",) if momentum > 0 else ()
+    return ("m",) if _on(momentum) else ()
 
 
 @dataclass(frozen=True)
@@ -326,9 +336,9 @@ class RMSProp(Optimizer):
         return self.initial_s if slot == "s" else 0.0
 
     def _coefficients(self) -> tuple[float | Neutral, ...]:
-        decay = self.weight_decay > 0
+        decay = _on(self.weight_decay)
         decoupled = self.decoupled_weight_decay
-        lr_outside = self.momentum > 0 and not self.lr_in_momentum  # PyTorch-style buffer
+        lr_outside = _on(self.momentum) and not self.lr_in_momentum  # PyTorch-style buffer
         c_in, c_out = (ONE, self.lr) if lr_outside else (self.lr, ONE)
         return (
             self.weight_decay if decay and not decoupled else ZERO,
@@ -338,7 +348,7 @@ class RMSProp(Optimizer):
             1.0 - self.gamma if self.centered else ZERO,
             self.eps if self.eps_in_sqrt else ZERO,
             ZERO if self.eps_in_sqrt else self.eps,
-            self.momentum if self.momentum > 0 else ZERO,
+            self.momentum if _on(self.momentum) else ZERO,
             c_in,
             c_out,
             ONE if self.nesterov else ZERO,

@@ -1,0 +1,866 @@
+"""sweep(): every combination of a grid of hyperparameters, as fused compiled kernels.
+
+A sweep is planned in Python and run in chunks of configurations. Each chunk
+is one call of the same kernel that :func:`rmsnum.simulate` uses, with blocks
+of configurations moving through each step together in SIMD lanes and blocks
+spread over all cores (``prange``). So every configuration of a sweep gives,
+bit for bit, what :func:`rmsnum.simulate` gives with the same hyperparameters.
+
+Configurations whose options differ (say ``centered`` True and False, or
+``momentum`` 0 and 0.9) need differently specialised kernels; the plan splits
+the grid into such groups, each a Cartesian sub-grid, and computes the
+coefficients of a group for a whole column of configurations at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import inspect
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import _validation as v
+from ._neutral import Neutral
+from .objectives import Quadratic
+from .optimizers import SLOTS, Optimizer
+
+BACKENDS = ("cpu", "dask")
+SPECIAL_AXES = ("x0", "seed")
+"""Grid axes that are not hyperparameters: a batch of starting points, noise seeds."""
+
+BLOCK_WIDTH = 64
+"""Configurations per block: the SIMD lanes that move through each step together."""
+
+DEFAULT_CHUNK_SIZE = 1 << 16
+
+
+@dataclass(eq=False)
+class SweepResult:
+    """The outcome of a sweep, labelled by its grid.
+
+    Every per-configuration array has the grid's shape (one axis per grid
+    entry, in the grid's order) as its leading dimensions.
+
+    Attributes
+    ----------
+    axes : dict of str to numpy.ndarray
+        Axis name -> values (for ``"x0"`` an array of shape (k, d)).
+    final_x : numpy.ndarray, grid shape + (d,)
+        The last iterate; for a diverged configuration, the first iterate
+        that was not finite (with :attr:`final_loss` the value there).
+    final_loss : numpy.ndarray, grid shape
+    diverged_at : numpy.ndarray of int64, grid shape
+        First step whose x or loss was not finite; -1 where the run stayed finite.
+    loss : numpy.ndarray or None, grid shape + (len(loss_steps),)
+        f at the steps in :attr:`loss_steps` when recorded; NaN after a divergence.
+    loss_steps : numpy.ndarray or None
+        The recorded step numbers (0, k, 2k, ...).
+    tol : numpy.ndarray or None
+        The tolerances asked for.
+    steps_to_tol : numpy.ndarray of int64 or None, grid shape + (len(tol),)
+        First step with ``loss - f* < tol``; -1 where never reached.
+    optimizer : str
+        The optimizer class or preset, e.g. ``"RMSProp"`` or ``"RMSProp.torch"``.
+    fixed : dict
+        Hyperparameters held fixed over the grid.
+    objective : Quadratic
+    steps : int
+    provenance : dict
+        rmsnum version, backend, dtype, seed, chunk size and date.
+    """
+
+    axes: dict[str, np.ndarray]
+    final_x: np.ndarray
+    final_loss: np.ndarray
+    diverged_at: np.ndarray
+    loss: np.ndarray | None
+    loss_steps: np.ndarray | None
+    tol: np.ndarray | None
+    steps_to_tol: np.ndarray | None
+    optimizer: str
+    fixed: dict
+    objective: Quadratic
+    steps: int
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The grid's shape."""
+        return self.final_loss.shape
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The axis names, in order."""
+        return tuple(self.axes)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Boolean map of the configurations that diverged."""
+        return self.diverged_at >= 0
+
+    @property
+    def gap(self) -> np.ndarray:
+        """final_loss - f*."""
+        return self.final_loss - self.objective.f_star
+
+    def config(self, index: Iterable[int]) -> dict[str, Any]:
+        """The grid values of the configuration at ``index`` (one integer per axis).
+
+        >>> import numpy as np, rmsnum as rn
+        >>> res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 10,
+        ...                grid={"lr": [0.1, 0.4], "gamma": [0.9, 0.99]}, progress=False)
+        >>> res.config((1, 0))
+        {'lr': 0.4, 'gamma': 0.9}
+        """
+        index = tuple(index)
+        if len(index) != len(self.axes):
+            raise ValueError(f"index must have one entry per axis {self.dims}, got {index}")
+        return {name: _item(values[i]) for (name, values), i in zip(self.axes.items(), index)}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result to a ``.npz`` file; :meth:`load` reads it back exactly."""
+        arrays = {f"axis_{k}": values for k, values in enumerate(self.axes.values())}
+        for name in ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol"):
+            value = getattr(self, name)
+            if value is not None:
+                arrays[name] = value
+        arrays["objective_A"] = self.objective.A
+        arrays["objective_b"] = self.objective.b
+        meta = {
+            "format": "rmsnum.SweepResult/1",
+            "axes": list(self.axes),
+            "optimizer": self.optimizer,
+            "fixed": self.fixed,
+            "objective": {"noise": self.objective.noise, "name": self.objective.name},
+            "steps": self.steps,
+            "provenance": self.provenance,
+        }
+        arrays["meta"] = np.array(json.dumps(meta))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SweepResult":
+        """Read a result written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != "rmsnum.SweepResult/1":
+                raise ValueError(f"{path} is not a saved rmsnum SweepResult")
+            get = {name: (data[name] if name in data else None)
+                   for name in ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol")}
+            axes = {name: data[f"axis_{k}"] for k, name in enumerate(meta["axes"])}
+            objective = Quadratic(data["objective_A"], data["objective_b"], noise=meta["objective"]["noise"],
+                                  name=meta["objective"]["name"])
+        return cls(axes=axes, optimizer=meta["optimizer"], fixed=meta["fixed"], objective=objective,
+                   steps=meta["steps"], provenance=meta["provenance"], **get)
+
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (needs ``pip install "rmsnum[xarray]"``).
+
+        Grid axes become dimensions with their values as coordinates (the
+        ``x0`` axis is indexed 0..k-1, its points are the ``x0_points`` variable).
+        """
+        try:
+            import xarray as xr
+        except ImportError as err:
+            raise ImportError('to_xarray() needs xarray: pip install "rmsnum[xarray]"') from err
+        dims = list(self.axes)
+        coords = {name: (np.arange(len(values)) if name == "x0" else values) for name, values in self.axes.items()}
+        data = {
+            "final_x": (dims + ["coord"], self.final_x),
+            "final_loss": (dims, self.final_loss),
+            "diverged_at": (dims, self.diverged_at),
+        }
+        if self.loss is not None:
+            data["loss"] = (dims + ["step"], self.loss)
+            coords["step"] = self.loss_steps
+        if self.steps_to_tol is not None:
+            data["steps_to_tol"] = (dims + ["tol"], self.steps_to_tol)
+            coords["tol"] = self.tol
+        if "x0" in self.axes:
+            data["x0_points"] = (["x0", "coord"], self.axes["x0"])
+        attrs = {"optimizer": self.optimizer, "steps": self.steps, "fixed": json.dumps(self.fixed),
+                 **{k: str(val) for k, val in self.provenance.items()}}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _item(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value.item() if isinstance(value, np.generic) else value
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _factory_name(factory: Any) -> str:
+    if isinstance(factory, type):
+        return factory.__name__
+    owner = getattr(factory, "__self__", None)
+    if isinstance(owner, type) and issubclass(owner, Optimizer):
+        return f"{owner.__name__}.{factory.__name__}"
+    return getattr(factory, "__qualname__", repr(factory))
+
+
+def _check_factory(factory: Any) -> tuple[str, list[str]]:
+    """The factory's name and the hyperparameter names it accepts."""
+    name = _factory_name(factory)
+    is_class = isinstance(factory, type) and issubclass(factory, Optimizer) and factory is not Optimizer
+    owner = getattr(factory, "__self__", None)
+    is_preset = isinstance(owner, type) and issubclass(owner, Optimizer) and callable(factory)
+    if not (is_class or is_preset):
+        raise TypeError(
+            f"optimizer must be an optimizer class such as rn.RMSProp or a preset such as rn.RMSProp.torch, got {factory!r}"
+        )
+    params = inspect.signature(factory).parameters
+    names = [p for p, spec in params.items() if spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)
+             and p != "preset"]
+    return name, names
+
+
+def _grid_axes(grid: Any, names: list[str], fixed: dict, dim: int) -> dict[str, np.ndarray]:
+    if not isinstance(grid, dict) or not grid:
+        raise TypeError(f"grid must be a non-empty dict of name -> sequence of values, got {grid!r}")
+    axes = {}
+    for name, values in grid.items():
+        if name not in names and name not in SPECIAL_AXES:
+            raise ValueError(f"grid has unknown hyperparameter {name!r}; allowed: {names + list(SPECIAL_AXES)}")
+        if name in fixed:
+            raise ValueError(f"{name!r} is both in grid and in fixed")
+        axes[name] = _axis_values(name, values, dim)
+    return axes
+
+
+def _axis_values(name: str, values: Any, dim: int) -> np.ndarray:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") and not hasattr(values, "__iter__"):
+        raise TypeError(f"grid[{name!r}] must be a sequence of values, got {values!r}")
+    if name == "x0":
+        arr = np.array(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values.astype(np.float64)
+        if arr.ndim != 2 or arr.shape[1] != dim or arr.shape[0] == 0:
+            raise ValueError(f"grid['x0'] must be a non-empty batch of starting points of shape (k, {dim}), "
+                             f"got shape {arr.shape}")
+        bad = np.argwhere(~np.isfinite(arr).all(axis=1))
+        if bad.size:
+            raise ValueError(f"grid['x0'][{int(bad[0, 0])}] is not finite: {arr[bad[0, 0]]}")
+        return arr
+    items = list(values)
+    if not items:
+        raise ValueError(f"grid[{name!r}] is empty; give at least one value")
+    if name == "seed":
+        return np.array([v.seed(f"grid['seed'][{k}]", s) for k, s in enumerate(items)], dtype=np.uint64)
+    flags = [isinstance(item, (bool, np.bool_)) for item in items]
+    if all(flags):
+        return np.array(items, dtype=bool)
+    if any(flags):
+        k = flags.index(False)
+        raise TypeError(f"grid[{name!r}][{k}] must be True or False like the other values, got {items[k]!r}")
+    for k, item in enumerate(items):
+        if not isinstance(item, (int, float, np.integer, np.floating)):
+            raise TypeError(f"grid[{name!r}][{k}] must be a real number, got {item!r}")
+        if not math.isfinite(float(item)):
+            raise ValueError(f"grid[{name!r}][{k}] must be finite, got {item!r}")
+    return np.array(items, dtype=np.float64)
+
+
+@dataclass
+class _Group:
+    """Configurations that share one kernel specialisation: a Cartesian sub-grid."""
+
+    classes: tuple  # per structural axis: the value class of this group
+    representative: Optimizer
+    fields: dict[str, Any]  # field -> constant, or (axis index, table over that axis' values)
+
+
+@dataclass
+class _Plan:
+    """Everything a worker needs to run any chunk of the sweep (picklable)."""
+
+    factory: Any
+    fixed: dict
+    axes: dict[str, np.ndarray]
+    objective: Quadratic
+    x0: np.ndarray | None
+    seed: int
+    steps: int
+    every: int | None
+    tol: np.ndarray | None
+    dtype: np.dtype
+    chunk_size: int
+    structural: list[int]  # axis indices whose values select the group
+    groups: list[_Group]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(values) for values in self.axes.values())
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.size // self.chunk_size)
+
+    @property
+    def n_recorded(self) -> int:
+        return 0 if self.every is None else self.steps // self.every + 1
+
+    def value_class(self, axis: int, value: Any) -> Any:
+        """The group-selecting class of a value: itself for booleans, else whether it is zero."""
+        return bool(value) if self.axes_list[axis].dtype == bool else bool(value == 0)
+
+    @property
+    def axes_list(self) -> list[np.ndarray]:
+        return list(self.axes.values())
+
+
+def _hyper_kwargs(plan_fixed: dict, axes: dict[str, np.ndarray], index: tuple[int, ...]) -> dict:
+    kwargs = dict(plan_fixed)
+    for (name, values), i in zip(axes.items(), index):
+        if name not in SPECIAL_AXES:
+            kwargs[name] = _item(values[i])
+    return kwargs
+
+
+def _build(factory: Any, kwargs: dict, where: str) -> Optimizer:
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{where}: {err}") from None
+
+
+def _make_plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size) -> _Plan:
+    values = list(axes.values())
+    hyper = [k for k, name in enumerate(axes) if name not in SPECIAL_AXES]
+    # Axes whose values switch options on and off select the kernel specialisation.
+    structural = [k for k in hyper if values[k].dtype == bool or (np.any(values[k] == 0) and np.any(values[k] != 0))]
+    plan = _Plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, structural, [])
+    choices = [sorted({plan.value_class(k, val) for val in values[k]}) for k in structural]
+    for classes in _product(choices):
+        plan.groups.append(_make_group(plan, hyper, classes))
+    return plan
+
+
+def _product(choices: list[list]) -> list[tuple]:
+    out: list[tuple] = [()]
+    for options in choices:
+        out = [prefix + (option,) for prefix in out for option in options]
+    return out
+
+
+def _make_group(plan: _Plan, hyper: list[int], classes: tuple) -> _Group:
+    """Build (and so validate) the optimizer for every value of every axis of the
+    group's sub-grid, the other axes at the group's first values; record which
+    optimizer field each axis drives."""
+    names = list(plan.axes)
+    values = plan.axes_list
+    members = {k: [i for i in range(len(values[k])) if k not in plan.structural
+                   or plan.value_class(k, values[k][i]) == classes[plan.structural.index(k)]] for k in hyper}
+    base = tuple(members[k][0] if k in members else 0 for k in range(len(names)))
+    representative = None
+    tables: dict[int, dict[int, Optimizer]] = {}
+    for k in hyper:
+        tables[k] = {}
+        for i in members[k]:
+            index = base[:k] + (i,) + base[k + 1:]
+            tables[k][i] = _build(plan.factory, _hyper_kwargs(plan.fixed, plan.axes, index),
+                                  f"grid[{names[k]!r}][{i}] = {_item(values[k][i])!r}")
+        representative = tables[k][base[k]]
+    if representative is None:  # the grid only has x0 or seed axes
+        representative = _build(plan.factory, dict(plan.fixed), "fixed")
+    own = {f.name: getattr(representative, f.name) for f in dataclasses.fields(representative)}
+    fields: dict[str, Any] = dict(own)
+    owner: dict[str, int] = {}
+    for k, built in tables.items():
+        for name in own:
+            table = [getattr(built.get(i, representative), name) for i in range(len(values[k]))]
+            if any(item != own[name] for item in table):
+                if name in owner:
+                    raise NotImplementedError(
+                        f"{_factory_name(plan.factory)}'s field {name!r} depends on both grid axes "
+                        f"{names[owner[name]]!r} and {names[k]!r}; sweep one of them in a loop instead")
+                owner[name] = k
+                fields[name] = (k, np.array(table))
+    return _Group(classes, representative, fields)
+
+
+def _columnar(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...]) -> Optimizer:
+    """An optimizer object whose varying fields are arrays over the configurations at ``index``."""
+    cls = type(group.representative)
+    obj = object.__new__(cls)
+    for name, spec in group.fields.items():
+        value = spec[1][index[spec[0]]] if isinstance(spec, tuple) else spec
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _chunk_bounds(plan: _Plan, chunk: int) -> tuple[int, int]:
+    lo = chunk * plan.chunk_size
+    return lo, min(lo + plan.chunk_size, plan.size)
+
+
+def _empty_outputs(plan: _Plan, count: int) -> dict[str, np.ndarray]:
+    dt = plan.dtype
+    out = {
+        "final_x": np.empty((count, plan.objective.dim), dt),
+        "final_loss": np.empty(count, dt),
+        "diverged_at": np.empty(count, np.int64),
+    }
+    if plan.every is not None:
+        out["loss"] = np.full((count, plan.n_recorded), np.nan, dt)
+    if plan.tol is not None:
+        out["steps_to_tol"] = np.full((count, plan.tol.size), -1, np.int64)
+    return out
+
+
+def _run_chunk(plan: _Plan, chunk: int) -> dict[str, np.ndarray]:
+    """Run one chunk of configurations; the outputs are in flat grid order."""
+    lo, hi = _chunk_bounds(plan, chunk)
+    flat = np.arange(lo, hi)
+    index = np.unravel_index(flat, plan.shape)
+    out = _empty_outputs(plan, hi - lo)
+    group_of = np.zeros(hi - lo, np.int64)
+    if plan.structural:
+        keys = {g.classes: n for n, g in enumerate(plan.groups)}
+        classes = [np.array([plan.value_class(k, val) for val in plan.axes_list[k]]) for k in plan.structural]
+        labels = list(zip(*(cls[index[k]].tolist() for cls, k in zip(classes, plan.structural))))
+        group_of = np.array([keys[label] for label in labels], dtype=np.int64)
+    for n, group in enumerate(plan.groups):
+        members = np.flatnonzero(group_of == n)
+        if members.size:
+            _run_group(plan, group, tuple(ix[members] for ix in index), members, out)
+    return out
+
+
+def _blocked(column: np.ndarray, nb: int, width: int) -> np.ndarray:
+    """(count, ...) per-configuration values -> (blocks, ..., width), padding with the last one."""
+    count = column.shape[0]
+    padded = np.concatenate([column, np.repeat(column[-1:], nb * width - count, axis=0)])
+    return np.ascontiguousarray(np.moveaxis(padded.reshape((nb, width) + column.shape[1:]), 1, -1))
+
+
+def _unblocked(arr: np.ndarray, count: int) -> np.ndarray:
+    return np.moveaxis(arr, -1, 1).reshape((-1,) + arr.shape[1:-1])[:count]
+
+
+def _run_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], members: np.ndarray,
+               out: dict[str, np.ndarray]) -> None:
+    from .backends import cpu
+
+    dt = plan.dtype
+    count = members.size
+    n = plan.objective.dim
+    width = min(BLOCK_WIDTH, count)
+    nb = -(-count // width)
+    names = list(plan.axes)
+    opt = _columnar(plan, group, index)
+
+    def column(value: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), (count,)).astype(dt)
+
+    x0 = plan.axes["x0"][index[names.index("x0")]] if "x0" in plan.axes else np.broadcast_to(plan.x0, (count, n))
+    x = _blocked(x0.astype(dt), nb, width)
+    slots = {}
+    for slot in SLOTS:
+        if slot in group.representative.slots:
+            slots[slot] = _blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
+        else:
+            slots[slot] = None
+    decays = opt._decays()
+    d = dec = None
+    if decays is not None:
+        d = np.zeros((nb, 2, width), dt)
+        dec = _blocked(np.stack([column(c) for c in decays], axis=1), nb, width)
+    like = group.representative.coefficients(dt)
+    numeric = [column(c) for c in opt._coefficients() if not isinstance(c, Neutral)]
+    C = _blocked(np.stack(numeric, axis=1) if numeric else np.empty((count, 0), dt), nb, width)
+    seeds = None
+    if plan.objective.noise > 0:
+        seed_col = (plan.axes["seed"][index[names.index("seed")]] if "seed" in plan.axes
+                    else np.full(count, plan.seed, np.uint64))
+        seeds = _blocked(seed_col.astype(np.uint64), nb, width)
+    final_loss = np.empty((nb, width), dt)
+    diverged = np.empty((nb, width), np.int64)
+    loss_rec = None if plan.every is None else np.full((nb, plan.n_recorded, width), np.nan, dt)
+    hit = None if plan.tol is None else np.full((nb, plan.tol.size, width), -1, np.int64)
+    tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
+    cpu.run_quadratic(group.representative.rule, x, slots["s"], slots["m"], slots["g_avg"], d, dec, C, like,
+                      plan.objective.A.astype(dt), plan.objective.b.astype(dt), plan.objective.noise, seeds,
+                      plan.objective.f_star, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss,
+                      diverged, hit)
+    out["final_x"][members] = _unblocked(x, count)
+    out["final_loss"][members] = _unblocked(final_loss, count)
+    out["diverged_at"][members] = _unblocked(diverged, count)
+    if loss_rec is not None:
+        out["loss"][members] = _unblocked(loss_rec, count)
+    if hit is not None:
+        out["steps_to_tol"][members] = _unblocked(hit, count)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _fingerprint(plan: _Plan, name: str) -> str:
+    """A digest of every argument that changes the result or the chunking."""
+    from . import __version__
+
+    h = hashlib.sha256()
+
+    def add(item: Any) -> None:
+        if isinstance(item, np.ndarray):
+            h.update(f"{item.dtype.str}{item.shape}".encode())
+            h.update(np.ascontiguousarray(item).tobytes())
+        else:
+            h.update(repr(item).encode())
+        h.update(b"|")
+
+    for item in (__version__, name, sorted(plan.fixed.items()), list(plan.axes), *plan.axes.values(),
+                 plan.objective.A, plan.objective.b, plan.objective.noise, plan.x0, plan.seed, plan.steps,
+                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size):
+        add(item)
+    return h.hexdigest()
+
+
+class _Checkpoint:
+    """A directory of finished chunks, each written atomically (write, then rename)."""
+
+    def __init__(self, path: str | os.PathLike, fingerprint: str, n_chunks: int) -> None:
+        self.path = Path(path)
+        meta = self.path / "sweep.json"
+        if meta.exists():
+            stored = json.loads(meta.read_text())
+            if stored.get("fingerprint") != fingerprint:
+                raise ValueError(
+                    f"checkpoint {str(self.path)!r} was made by a sweep with different arguments; "
+                    "use another checkpoint path, or delete this one to start over"
+                )
+        else:
+            if self.path.exists() and any(self.path.iterdir()):
+                raise ValueError(f"checkpoint {str(self.path)!r} exists and is not an rmsnum sweep checkpoint")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._atomic_write(meta, json.dumps({"fingerprint": fingerprint, "chunks": n_chunks}).encode())
+        self.n_chunks = n_chunks
+
+    def _chunk_path(self, chunk: int) -> Path:
+        return self.path / f"chunk-{chunk:08d}.npz"
+
+    def finished(self) -> list[int]:
+        return [c for c in range(self.n_chunks) if self._chunk_path(c).exists()]
+
+    def load(self, chunk: int) -> dict[str, np.ndarray]:
+        with np.load(self._chunk_path(chunk), allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+
+    def save(self, chunk: int, outputs: dict[str, np.ndarray]) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **outputs)
+        self._atomic_write(self._chunk_path(chunk), buffer.getvalue())
+
+    @staticmethod
+    def _atomic_write(path: Path, data: bytes) -> None:
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def result_nbytes(plan: _Plan) -> int:
+    """Bytes the result arrays of a sweep will take."""
+    item = plan.dtype.itemsize
+    per_config = plan.objective.dim * item + item + 8 + plan.n_recorded * item
+    if plan.tol is not None:
+        per_config += plan.tol.size * 8
+    return plan.size * per_config
+
+
+# --------------------------------------------------------------------------- the public function
+
+
+def _record(record: Any, steps: int) -> int | None:
+    if record == "final":
+        return None
+    if record == "loss":
+        return 1
+    if isinstance(record, (bool, np.bool_)) or not isinstance(record, (int, np.integer)):
+        raise TypeError(f"record must be 'final', 'loss' or a positive int k (every k-th step), got {record!r}")
+    if record < 1:
+        raise ValueError(f"record must be a positive int k (every k-th step), got {record}")
+    return int(record)
+
+
+def _tolerances(tol: Any) -> np.ndarray | None:
+    if tol is None:
+        return None
+    arr = np.atleast_1d(np.asarray(tol, dtype=np.float64)) if not isinstance(tol, str) else None
+    if arr is None or arr.ndim != 1 or arr.size == 0:
+        raise TypeError(f"tol must be a positive number or a sequence of them, got {tol!r}")
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        raise ValueError(f"tol values must be finite and > 0, got {arr}")
+    return arr
+
+
+def sweep(
+    optimizer: Callable[..., Optimizer],
+    objective: Quadratic,
+    x0: Any,
+    steps: int,
+    grid: dict[str, Any],
+    fixed: dict[str, Any] | None = None,
+    *,
+    record: str | int = "final",
+    tol: Any = None,
+    backend: Any = "cpu",
+    chunk_size: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool = True,
+    seed: int | None = None,
+    dtype: Any = np.float64,
+) -> SweepResult:
+    """Run every combination of ``grid``'s values, each a whole trajectory.
+
+    Chunks of configurations run as one compiled kernel on all cores, with
+    configurations in SIMD lanes. Every configuration's numbers equal
+    :func:`rmsnum.simulate` with the same hyperparameters, bit for bit.
+    A configuration whose iterate or loss stops being finite is marked in
+    ``diverged_at`` and stops; the others carry on.
+
+    Parameters
+    ----------
+    optimizer : optimizer class or preset
+        E.g. ``rn.RMSProp`` or ``rn.RMSProp.torch``; the grid and ``fixed``
+        use its argument names (``alpha`` for the torch preset).
+    objective : Quadratic
+    x0 : array_like of shape (d,), or None
+        The start of every run; None when the grid has an ``"x0"`` axis.
+    steps : int
+        Updates per configuration.
+    grid : dict
+        Axis name -> values; the sweep runs their Cartesian product, axes in
+        the dict's order. Any argument of ``optimizer`` (booleans too, e.g.
+        ``"centered": [False, True]``), plus ``"x0"`` (a batch of starting
+        points, shape (k, d)) and ``"seed"`` (noise seeds).
+    fixed : dict, optional
+        Arguments held fixed over the grid.
+    record : "final", "loss" or int k
+        Keep only the final values, the loss at every step, or every k-th step.
+    tol : float or sequence of float, optional
+        Also find the first step with ``loss - f* < tol`` for each value.
+    backend : "cpu", "dask" or a dask.distributed.Client
+        ``"dask"`` runs chunks on a local cluster of worker processes; a Client
+        runs them on its cluster (``pip install "rmsnum[dask]"``).
+    chunk_size : int, optional
+        Configurations per chunk (default 65536).
+    checkpoint : path, optional
+        A directory where each finished chunk is saved atomically; running the
+        same sweep again resumes from it. A checkpoint made with different
+        arguments is refused.
+    progress : bool
+        Show a progress bar over chunks (only when stderr is a terminal).
+    seed : int, optional
+        Seed of the gradient noise when there is no ``"seed"`` axis (0 if None).
+    dtype : float32 or float64
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    TypeError, ValueError
+        Before any work, for bad arguments (the message names the grid axis
+        and index of a bad value).
+    MemoryError
+        Before any work, when the results would not fit in available memory.
+
+    Examples
+    --------
+    >>> import numpy as np, rmsnum as rn
+    >>> res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), x0=(-5, -2), steps=20,
+    ...                grid={"lr": [0.1, 0.4, 4.0], "gamma": [0.9, 0.99]}, progress=False)
+    >>> res.final_loss.shape, res.dims
+    ((3, 2), ('lr', 'gamma'))
+    >>> round(float(res.final_x[1, 0, 0]), 6)   # lr 0.4, gamma 0.9: the chapter's run
+    -0.010599
+    """
+    from . import __version__
+
+    name, names = _check_factory(optimizer)
+    if not isinstance(objective, Quadratic):
+        raise TypeError(f"objective must be a Quadratic, got {type(objective).__name__}")
+    steps = v.integer("steps", steps)
+    dt = v.float_dtype("dtype", dtype)
+    fixed = dict(fixed or {})
+    for key in fixed:
+        if key not in names:
+            raise ValueError(f"fixed has unknown hyperparameter {key!r}; allowed: {names}")
+    axes = _grid_axes(grid, names, fixed, objective.dim)
+    if "x0" in axes:
+        if x0 is not None:
+            raise ValueError("give x0=None when the grid has an 'x0' axis")
+        start = None
+    else:
+        from .simulate import _start
+
+        start = _start(x0, objective.dim, np.dtype(np.float64))
+    if "seed" in axes and seed is not None:
+        raise ValueError("give seed=None when the grid has a 'seed' axis")
+    seed_value = v.seed("seed", seed) or 0
+    every = _record(record, steps)
+    tols = _tolerances(tol)
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else v.integer("chunk_size", chunk_size)
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk}")
+    _check_backend(backend)
+    progress = v.boolean("progress", progress)
+    plan = _make_plan(optimizer, fixed, axes, objective, start, seed_value, steps, every, tols, dt, chunk)
+
+    need = result_nbytes(plan)
+    available = _available_memory()
+    if available is not None and need > 0.8 * available:
+        raise MemoryError(
+            f"this sweep's results need {need / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory "
+            "is available; record less (record='final', or record=k with a larger k), sweep a smaller grid, "
+            "or split the grid into several sweeps, each with its own checkpoint= file"
+        )
+
+    store = None if checkpoint is None else _Checkpoint(checkpoint, _fingerprint(plan, name), plan.n_chunks)
+    out = _empty_outputs(plan, plan.size)
+    done = set()
+    if store is not None:
+        for c in store.finished():
+            _place(plan, out, c, store.load(c))
+            done.add(c)
+    todo = [c for c in range(plan.n_chunks) if c not in done]
+    client = _dask_client(backend) if todo else None
+    bar = _progress_bar(progress, plan.n_chunks, len(done))
+    try:
+        for c, outputs in _execute(plan, todo, client):
+            if store is not None:
+                store.save(c, outputs)
+            _place(plan, out, c, outputs)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if backend == "dask" and client is not None:
+            _close_local_client(client)
+
+    shape = plan.shape
+    provenance = {
+        "rmsnum": __version__,
+        "backend": backend if isinstance(backend, str) else "dask",
+        "dtype": dt.name,
+        "seed": seed if "seed" not in axes else None,
+        "chunk_size": chunk,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return SweepResult(
+        axes=axes,
+        final_x=out["final_x"].reshape(shape + (objective.dim,)),
+        final_loss=out["final_loss"].reshape(shape),
+        diverged_at=out["diverged_at"].reshape(shape),
+        loss=None if every is None else out["loss"].reshape(shape + (plan.n_recorded,)),
+        loss_steps=None if every is None else np.arange(0, steps + 1, every),
+        tol=tols,
+        steps_to_tol=None if tols is None else out["steps_to_tol"].reshape(shape + (tols.size,)),
+        optimizer=name,
+        fixed={k: _item(val) for k, val in fixed.items()},
+        objective=objective,
+        steps=steps,
+        provenance=provenance,
+    )
+
+
+def _place(plan: _Plan, out: dict[str, np.ndarray], chunk: int, outputs: dict[str, np.ndarray]) -> None:
+    lo, hi = _chunk_bounds(plan, chunk)
+    for key, arr in out.items():
+        part = outputs[key]
+        if part.shape != arr[lo:hi].shape:
+            raise ValueError(f"chunk {chunk} has {key} of shape {part.shape}, expected {arr[lo:hi].shape}")
+        arr[lo:hi] = part
+
+
+def _progress_bar(progress: bool, total: int, initial: int):
+    if not progress or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="chunk", desc="sweep")
+
+
+def _execute(plan: _Plan, todo: list[int], client: Any):
+    """Yield (chunk, outputs) as chunks finish, here or on a Dask cluster."""
+    if client is None:
+        for c in todo:
+            yield c, _run_chunk(plan, c)
+        return
+    from dask.distributed import as_completed
+
+    plan_future = client.scatter(plan, broadcast=True)
+    futures = {client.submit(_run_chunk, plan_future, c, pure=False): c for c in todo}
+    for future in as_completed(futures):
+        yield futures[future], future.result()
+
+
+def _check_backend(backend: Any) -> None:
+    if isinstance(backend, str):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS} or a dask.distributed.Client, got {backend!r}")
+        if backend == "cpu":
+            return
+    try:
+        from dask.distributed import Client
+    except ImportError as err:
+        raise ImportError('the dask backend needs dask.distributed: pip install "rmsnum[dask]"') from err
+    if not isinstance(backend, (str, Client)):
+        raise TypeError(f"backend must be one of {BACKENDS} or a dask.distributed.Client, got {backend!r}")
+
+
+def _dask_client(backend: Any):
+    """None for the cpu backend, the given Client, or a Client of a new local cluster."""
+    if isinstance(backend, str) and backend == "cpu":
+        return None
+    from dask.distributed import Client, LocalCluster
+
+    if isinstance(backend, Client):
+        return backend
+    cluster = LocalCluster(n_workers=min(2, os.cpu_count() or 1), threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    return Client(cluster)
+
+
+def _close_local_client(client: Any) -> None:
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
