@@ -87,6 +87,12 @@ def parse_optimizer(text: str) -> Callable[..., Any]:
     return getattr(cls, match[0])
 
 
+def _optimizer_name(factory: Any) -> str:
+    """``"RMSProp"`` for a class, ``"RMSProp.torch"`` for a preset."""
+    owner = getattr(factory, "__self__", None)
+    return f"{owner.__name__}.{factory.__name__}" if isinstance(owner, type) else factory.__name__
+
+
 def _presets(cls: type) -> list[str]:
     """The names of a class's framework presets (its public classmethods)."""
     return [name for name, attr in vars(cls).items() if isinstance(attr, classmethod) and not name.startswith("_")]
@@ -142,8 +148,11 @@ def parse_grid(token: str) -> tuple[str, np.ndarray | list]:
     if ":" in spec:
         parts = spec.split(":")
         log = len(parts) == 4 and parts[3].strip().lower() == "log"
-        if len(parts) not in (3, 4) or (len(parts) == 4 and not log):
+        if len(parts) not in (3, 4):
             raise argparse.ArgumentTypeError(f"bad grid entry {token!r}: expected {GRID_FORM}")
+        if len(parts) == 4 and not log:
+            raise argparse.ArgumentTypeError(
+                f"bad grid entry {token!r}: the fourth field may only be 'log', got {parts[3]!r}")
         start, stop = (float(_scalar(part, token)) for part in parts[:2])
         num = _scalar(parts[2], token)
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
@@ -202,9 +211,12 @@ def _attach_values(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 
 def _describe_axis(name: str, values: np.ndarray) -> str:
+    from .plot import _is_log_spaced
+
     if values.dtype == bool or len(values) <= 6:
         return f"  {name}: {len(values)} value{'s' if len(values) != 1 else ''}, [{', '.join(_fmt(v) for v in values)}]"
-    return f"  {name}: {len(values)} values from {_fmt(values[0])} to {_fmt(values[-1])}"
+    spacing = "log-spaced" if _is_log_spaced(values.astype(np.float64)) else "linear"
+    return f"  {name}: {len(values)} values from {_fmt(values[0])} to {_fmt(values[-1])}, {spacing}"
 
 
 def _fmt(value: Any) -> str:
@@ -215,56 +227,73 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.6g}"
 
 
-def run_sweep(args: argparse.Namespace) -> list[str]:
-    """Run the sweep the parsed arguments describe; save it (and its heatmap); return the summary lines."""
+class SweepArgumentError(ValueError):
+    """A sweep refused its arguments (raised before any work); main() reports it as a usage error."""
+
+
+def run_sweep(args: argparse.Namespace, say: Callable[[str], Any] = print) -> Any:
+    """Run the sweep the parsed ``rmsnum sweep`` arguments describe, save it and its heatmap.
+
+    The summary goes to ``say`` line by line: the configuration before the
+    run, then timing, divergences, the best configuration and the files
+    written. Returns the SweepResult.
+    """
     from matplotlib.figure import Figure
 
     from . import objectives, plot, sweep
 
-    grid = dict(args.grid)
     objective = getattr(objectives, args.objective)()
-    optimizer = args.optimizer
+    grid = dict(args.grid)
+    shape = [len(values) for values in grid.values()]
+    size = math.prod(shape)
+    say(f"rmsnum sweep: {_optimizer_name(args.optimizer)} on {objective.name}, "
+        f"x0 = ({', '.join(_fmt(c) for c in args.x0)}), {args.steps} steps, {args.dtype}")
+    say(f"grid {' x '.join(map(str, shape))} ({', '.join(grid)}) = {size} configurations")
+    for name, values in grid.items():
+        say(_describe_axis(name, np.asarray(values)))
+    if args.fixed:
+        say("  fixed: " + ", ".join(f"{k}={_fmt(val)}" for k, val in args.fixed))
+
     start = time.perf_counter()
-    res = sweep(optimizer, objective, x0=args.x0, steps=args.steps, grid=grid, fixed=dict(args.fixed),
-                checkpoint=args.checkpoint, dtype=args.dtype, progress=True)
+    try:
+        res = sweep(args.optimizer, objective, x0=args.x0, steps=args.steps, grid=grid, fixed=dict(args.fixed),
+                    checkpoint=args.checkpoint, dtype=args.dtype, progress=True)
+    except (TypeError, ValueError) as err:
+        raise SweepArgumentError(str(err)) from err
     elapsed = time.perf_counter() - start
 
-    size = res.final_loss.size
-    lines = [f"{res.optimizer} on {objective.name}, x0 = ({', '.join(_fmt(c) for c in args.x0)}), "
-             f"{res.steps} steps, {res.provenance.get('dtype', args.dtype)}"]
-    lines.append(f"grid {' x '.join(str(n) for n in res.shape)} ({', '.join(res.dims)}) = {size} configurations")
-    lines += [_describe_axis(name, values) for name, values in res.axes.items()]
-    if res.fixed:
-        lines.append("  fixed: " + ", ".join(f"{k}={_fmt(val)}" for k, val in res.fixed.items()))
     rate = size * res.steps / elapsed if elapsed > 0 else float("inf")
-    lines.append(f"elapsed {elapsed:.3g} s (compilation included), {rate:.3g} configuration-steps/s")
+    say(f"elapsed {elapsed:.3g} s (kernel compilation or cache loading included), "
+        f"{rate:.3g} configuration-steps/s")
     diverged = int(res.diverged.sum())
-    lines.append(f"diverged: {diverged} of {size} ({100 * diverged / size:.1f}%)")
+    say(f"diverged: {diverged} of {size} ({100 * diverged / size:.1f}%)")
     finite = ~res.diverged & np.isfinite(res.final_loss)
     if finite.any():
         flat = int(np.argmin(np.where(finite, res.final_loss, np.inf)))
         index = np.unravel_index(flat, res.shape)
         best = res.config(int(i) for i in index)
-        lines.append("best: " + ", ".join(f"{k}={_fmt(val)}" for k, val in best.items())
-                     + f": final loss {_fmt(res.final_loss[index])} "
-                     f"(final loss - f* = {_fmt(res.gap[index])})")
+        ties = int(np.sum(finite & (res.final_loss == res.final_loss[index])))
+        say("best: " + ", ".join(f"{k}={_fmt(val)}" for k, val in best.items())
+            + f": final loss {_fmt(res.final_loss[index])} (final loss - f* = {_fmt(res.gap[index])})"
+            + (f"; {ties - 1} other configuration{'s' if ties > 2 else ''} reach the same final loss"
+               if ties > 1 else ""))
     else:
-        lines.append("best: none, every configuration diverged")
+        say("best: none, every configuration diverged")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     res.save(args.out)
-    lines.append(f"wrote {args.out}")
+    say(f"wrote {args.out}")
     if len(res.dims) == 2:
         png = args.png if args.png is not None else args.out.with_suffix(".png")
         png.parent.mkdir(parents=True, exist_ok=True)
         fig = Figure(figsize=(7, 5))
         plot.sweep_heatmap(res, ax=fig.subplots())
         fig.savefig(png, dpi=120, bbox_inches="tight")
-        lines.append(f"wrote {png}")
+        say(f"wrote {png}")
     else:
-        lines.append(f"no heatmap drawn: the grid has {len(res.dims)} "
-                     f"ax{'is' if len(res.dims) == 1 else 'es'} and a heatmap needs exactly 2")
-    return lines
+        say(f"no heatmap drawn: the grid has {len(res.dims)} ax{'is' if len(res.dims) == 1 else 'es'} "
+            "and a heatmap needs exactly 2")
+    return res
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,10 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p_sweep = sub.add_parser(
         "sweep", help="run a grid of hyperparameters on a 2-D objective; save the result and a heatmap",
-        description="Run every combination of a grid of hyperparameters (one compiled kernel per chunk), "
-                    "save the SweepResult as .npz and, for 2-axis grids, a heatmap of log10(final loss - f*).",
-        epilog="example: rmsnum sweep --optimizer RMSProp --x0 -5,-2 --steps 1000 "
-               "--grid lr=1e-3:1:300:log --grid gamma=0.5:0.999:300 --fixed eps=1e-6 --out study.npz")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run every combination of a grid of hyperparameters (compiled, on all cores), save the\n"
+                    "SweepResult as .npz (rmsnum.SweepResult.load reads it) and, for 2-axis grids, a heatmap\n"
+                    "of log10(final loss - f*) with the diverged configurations hatched.",
+        epilog="example:\n"
+               "  rmsnum sweep --optimizer RMSProp --x0 -5,-2 --steps 1000 \\\n"
+               "      --grid lr=1e-3:1:300:log --grid gamma=0.5:0.999:300 --fixed eps=1e-6 --out study.npz")
     p_sweep.add_argument("--objective", choices=OBJECTIVES, default="quadratic_2d",
                          help="the objective (default quadratic_2d)")
     p_sweep.add_argument("--optimizer", type=parse_optimizer, default="RMSProp",
@@ -314,11 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.steps < 1:
             p_sweep.error(f"argument --steps: must be >= 1, got {args.steps}")
         try:
-            lines = run_sweep(args)
-        except (TypeError, ValueError) as err:
+            run_sweep(args)
+        except SweepArgumentError as err:
             p_sweep.error(str(err))
-        print(f"rmsnum sweep: {args.optimizer.__qualname__}")
-        print("\n".join(lines))
         return 0
 
     lines = demo(args.out)
