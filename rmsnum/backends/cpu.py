@@ -1,15 +1,27 @@
 """The Numba CPU backend: the rules of :mod:`rmsnum.rules` compiled with ``numba.njit``.
 
-Kernels are written once as templates whose element update,
-:func:`_update_coordinate`, calls a global name ``rule``; for each rule,
-:func:`kernels_for` makes copies in which ``rule`` is the
-``njit(inline="always")`` compilation of that rule (inlined so that LLVM
-vectorises the element loop). Kernels are private, take arrays and scalars,
-write their outputs in place and return nothing. They are cached on disk; the
-cache key includes a digest of ``rules.py`` (see :mod:`._cache`).
+Kernels are written once as templates whose element update, :func:`_update`,
+calls a global name ``rule``; for each rule, :func:`kernels_for` makes copies
+in which ``rule`` is the compiled rule. Kernels are private, take arrays and
+scalars, write their outputs in place and return nothing. They are cached on
+disk; the cache key includes a digest of ``rules.py`` (see :mod:`._cache`).
 
-A state slot the rule does not use is passed as ``None``: Numba specialises
-the kernel on it, so an absent slot costs no memory traffic.
+Two kernel families:
+
+- ``step``: one in-place update of arrays of any size (``prange`` over
+  elements when large).
+- ``run_quadratic``: whole trajectories of many configurations on a
+  quadratic. Configurations are laid out in blocks of ``w`` lanes; the lanes
+  of a block go through each step together, so LLVM turns the element loop
+  into SIMD instructions, and blocks run in parallel. :func:`rmsnum.simulate`
+  is this kernel with one block of one lane, :func:`rmsnum.sweep` with many,
+  so a sweep reproduces simulate bit for bit.
+
+Specialisation happens through argument types: a state slot the rule does not
+use is passed as ``None`` (no memory traffic), a coefficient of an option that
+is off as ``ZERO`` or ``ONE`` (no arithmetic; see :mod:`rmsnum._neutral`).
+Kernels use ``error_model="numpy"``: a division by zero gives inf or NaN, which
+the kernels report as divergence, never an exception.
 """
 
 from __future__ import annotations
@@ -37,15 +49,15 @@ PARALLEL_THRESHOLD = 1 << 16
 """Arrays with at least this many elements are stepped with ``prange``."""
 
 
-def _load(arr, idx):
-    """``arr[idx]``, or ZERO for an absent slot (``arr`` None)."""
+def _get(arr, idx, absent):
+    """``arr[idx]``, or ``absent`` when there is no array (``arr`` None)."""
 
 
-@overload(_load)
-def _load_impl(arr, idx):
+@overload(_get)
+def _get_impl(arr, idx, absent):
     if isinstance(arr, numba.types.NoneType):
-        return lambda arr, idx: ZERO
-    return lambda arr, idx: arr[idx]
+        return lambda arr, idx, absent: absent
+    return lambda arr, idx, absent: arr[idx]
 
 
 def _store(arr, idx, value):
@@ -65,7 +77,7 @@ def _store_impl(arr, idx, value):
 def _update(x, g, idx, s, m, a, r1, r2, c):
     """x and the state slots at ``idx`` <- the rule applied there."""
     xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by _instantiate
-        x[idx], g[idx], _load(s, idx), _load(m, idx), _load(a, idx), r1, r2, c
+        x[idx], g[idx], _get(s, idx, ZERO), _get(m, idx, ZERO), _get(a, idx, ZERO), r1, r2, c
     )
     x[idx] = xi
     _store(s, idx, si)
@@ -95,17 +107,6 @@ def _gather_impl(C, j, like):
     namespace: dict = {}
     exec(f"def gather(C, j, like):\n    return ({', '.join(items)},)\n", namespace)
     return namespace["gather"]
-
-
-def _block(arr, blk):
-    """``arr[blk]``, or None for an absent array."""
-
-
-@overload(_block)
-def _block_impl(arr, blk):
-    if isinstance(arr, numba.types.NoneType):
-        return lambda arr, blk: None
-    return lambda arr, blk: arr[blk]
 
 
 def _lanes_matvec(A, x, ax):
@@ -177,16 +178,16 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
     nblocks, n, w = x.shape
     for blk in prange(nblocks):
         xb = x[blk]
-        sb = _block(s, blk)
-        mb = _block(m, blk)
-        ab = _block(a, blk)
-        db = _block(d, blk)
-        decb = _block(dec, blk)
+        sb = _get(s, blk, None)
+        mb = _get(m, blk, None)
+        ab = _get(a, blk, None)
+        db = _get(d, blk, None)
+        decb = _get(dec, blk, None)
         Cb = C[blk]
-        seedb = _block(seeds, blk)
-        lossb = _block(loss_rec, blk)
-        xrb = _block(x_rec, blk)
-        hitb = _block(hit, blk)
+        seedb = _get(seeds, blk, None)
+        lossb = _get(loss_rec, blk, None)
+        xrb = _get(x_rec, blk, None)
+        hitb = _get(hit, blk, None)
         final = final_loss[blk]
         div = diverged[blk]
         ax = np.empty((n, w), x.dtype)
