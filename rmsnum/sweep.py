@@ -37,9 +37,6 @@ BACKENDS = ("cpu", "dask")
 SPECIAL_AXES = ("x0", "seed")
 """Grid axes that are not hyperparameters: a batch of starting points, noise seeds."""
 
-BLOCK_WIDTH = 64
-"""Configurations per block: the SIMD lanes that move through each step together."""
-
 DEFAULT_CHUNK_SIZE = 1 << 16
 
 
@@ -460,7 +457,7 @@ def _run_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], member
     dt = plan.dtype
     count = members.size
     n = plan.objective.dim
-    width = min(BLOCK_WIDTH, count)
+    width = cpu.LANES
     nb = -(-count // width)
     names = list(plan.axes)
     opt = _columnar(plan, group, index)

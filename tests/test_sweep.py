@@ -383,7 +383,7 @@ def test_float32_sweep_kernel_does_no_float64_arithmetic():
     opt = rn.RMSProp(lr=0.1, centered=True, momentum=0.5, bias_correction=True)
     dt = np.dtype(np.float32)
     C, like = cpu.coefficient_table([opt.coefficients(dt)] * 4, dt)
-    kernel = cpu._instantiate(cpu._run_quadratic_template, opt.rule, cache=False, parallel=True)
+    kernel = cpu._instantiate(cpu._run_quadratic_template, opt.rule, cache=False, lanes=4, parallel=True)
     x = np.ones((1, 2, 4), dt)
     state = [np.zeros_like(x) for _ in range(3)]
     kernel(x, *state, np.zeros((1, 2, 4), dt), np.full((1, 4, 4), 0.5, dt), C.reshape(1, -1, 4), like,

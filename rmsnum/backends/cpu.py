@@ -48,6 +48,11 @@ _cache.install()
 PARALLEL_THRESHOLD = 1 << 16
 """Arrays with at least this many elements are stepped with ``prange``."""
 
+LANES = 64
+"""Configurations per block of the multi-configuration kernel: they move through
+each step together in SIMD lanes. A single trajectory runs in a serial
+instance with one lane."""
+
 
 def _get(arr, idx, absent):
     """``arr[idx]``, or ``absent`` when there is no array (``arr`` None)."""
@@ -109,20 +114,31 @@ def _gather_impl(C, j, like):
     return namespace["gather"]
 
 
-def _lanes_matvec(A, x, ax):
-    """ax[:, j] <- A @ x[:, j] for every lane j; a 1-D A is a diagonal."""
+def _lanes_quadratic(A, b, x, ax, g, quad, lin):
+    """For every lane (column) j of x: ax = A @ x, g = ax - b, and the two sums
+    x.ax and b.x of the value, accumulated over coordinates in order.
+    A 1-D A is a diagonal: then everything happens in one pass over the lanes."""
 
 
-@overload(_lanes_matvec)
-def _lanes_matvec_impl(A, x, ax):
+@overload(_lanes_quadratic)
+def _lanes_quadratic_impl(A, b, x, ax, g, quad, lin):
     if A.ndim == 1:
-        def diagonal(A, x, ax):
-            for i in range(x.shape[0]):
-                for j in range(x.shape[1]):
+        def diagonal(A, b, x, ax, g, quad, lin):
+            n, w = x.shape
+            for j in range(w):
+                ax[0, j] = A[0] * x[0, j]
+                g[0, j] = ax[0, j] - b[0]
+                quad[j] = x[0, j] * ax[0, j]
+                lin[j] = b[0] * x[0, j]
+            for i in range(1, n):
+                for j in range(w):
                     ax[i, j] = A[i] * x[i, j]
+                    g[i, j] = ax[i, j] - b[i]
+                    quad[j] += x[i, j] * ax[i, j]
+                    lin[j] += b[i] * x[i, j]
         return diagonal
 
-    def dense(A, x, ax):
+    def dense(A, b, x, ax, g, quad, lin):
         n, w = x.shape
         for i in range(n):
             for j in range(w):
@@ -130,28 +146,19 @@ def _lanes_matvec_impl(A, x, ax):
             for k in range(1, n):
                 for j in range(w):
                     ax[i, j] += A[i, k] * x[k, j]
+            for j in range(w):
+                g[i, j] = ax[i, j] - b[i]
+        for j in range(w):
+            quad[j] = x[0, j] * ax[0, j]
+            lin[j] = b[0] * x[0, j]
+        for i in range(1, n):
+            for j in range(w):
+                quad[j] += x[i, j] * ax[i, j]
+                lin[j] += b[i] * x[i, j]
     return dense
 
 
-def _lanes_quadratic(A, b, x, ax, g, quad, lin):
-    """For every lane (column) j of x: ax = A @ x, g = ax - b, and the two sums
-    x.ax and b.x of the value, accumulated over coordinates in order."""
-    _lanes_matvec(A, x, ax)
-    n, w = x.shape
-    for i in range(n):
-        for j in range(w):
-            g[i, j] = ax[i, j] - b[i]
-    for j in range(w):
-        quad[j] = x[0, j] * ax[0, j]
-        lin[j] = b[0] * x[0, j]
-    for i in range(1, n):
-        for j in range(w):
-            quad[j] += x[i, j] * ax[i, j]
-            lin[j] += b[i] * x[i, j]
-
-
 _jit = functools.partial(numba.njit, error_model="numpy")
-_lanes_quadratic = _jit(_lanes_quadratic)
 _gaussian = compile_plain(rules.gaussian, _jit)
 _debias = compile_plain(rules.debias, _jit)
 
@@ -161,7 +168,7 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
     """Run ``steps`` updates of blocks of configurations on one quadratic.
 
     Every per-configuration array has a leading block axis and a trailing lane
-    axis of the block width w: the lanes of a block move through each step
+    axis of LANES lanes (a constant bound per instance): the lanes of a block move through each step
     together (SIMD), blocks run in parallel. ``x``, ``s``, ``m``, ``a``
     (blocks, n, w) hold the start and state and end with the final values;
     ``d`` (blocks, 2, w) the bias denominators with decays ``dec`` (blocks, 4, w),
@@ -175,7 +182,8 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
     ``every`` steps (rows after a divergence are left as they are), and ``hit``
     (blocks, ntol, w) the first step with ``loss - fstar < tol[k]`` (else left).
     """
-    nblocks, n, w = x.shape
+    nblocks, n, _ = x.shape
+    w = LANES  # a compile-time constant, so LLVM sizes the SIMD loops exactly
     for blk in prange(nblocks):
         xb = x[blk]
         sb = _get(s, blk, None)
@@ -241,6 +249,7 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
                     if not math.isfinite(value[j]):
                         for i in range(n):
                             xb[i, j] = 0
+                            g[i, j] = 0
                             _store(sb, (i, j), 0)
                             _store(mb, (i, j), 0)
                             _store(ab, (i, j), 0)
@@ -270,10 +279,12 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
                     xb[i, j] = x_at_divergence[i, j]
 
 
-def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, **jit_options) -> Callable:
-    """A cached Numba dispatcher of ``template`` whose element update applies ``rule``."""
+def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1,
+                 **jit_options) -> Callable:
+    """A cached Numba dispatcher of ``template`` whose element update applies
+    ``rule`` (and whose blocks have ``lanes`` lanes, for the multi-configuration kernel)."""
     update = _jit(rebind(_update, rule=compile_plain(rule, _jit)))
-    fn = rebind(template, _update=update)
+    fn = rebind(template, _update=update, LANES=lanes)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
@@ -287,7 +298,7 @@ def kernels_for(rule: Callable) -> types.SimpleNamespace:
         step_serial=_instantiate(_step_template, rule),
         step_parallel=_instantiate(_step_template, rule, parallel=True),
         run_quadratic_serial=_instantiate(_run_quadratic_template, rule),
-        run_quadratic_parallel=_instantiate(_run_quadratic_template, rule, parallel=True),
+        run_quadratic_parallel=_instantiate(_run_quadratic_template, rule, lanes=LANES, parallel=True),
     )
 
 
@@ -320,10 +331,13 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
     """Run blocks of configurations on a quadratic; see :func:`_run_quadratic_template`.
 
     Every array is C-contiguous in the working dtype (checked by the caller).
-    A single block runs serially, several in parallel.
+    Blocks of one lane run serially (a single trajectory), blocks of
+    :data:`LANES` lanes in parallel.
     """
     dt = x.dtype.type
     k = kernels_for(rule)
-    kernel = k.run_quadratic_parallel if x.shape[0] > 1 else k.run_quadratic_serial
+    if x.shape[2] not in (1, LANES):
+        raise ValueError(f"blocks must have 1 or {LANES} lanes, got {x.shape[2]}")
+    kernel = k.run_quadratic_serial if x.shape[2] == 1 else k.run_quadratic_parallel
     kernel(x, s, m, a, d, dec, C, like, A, b, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
            loss_rec, x_rec, final_loss, diverged, hit)
