@@ -48,6 +48,9 @@ _cache.install()
 PARALLEL_THRESHOLD = 1 << 16
 """Arrays with at least this many elements are stepped with ``prange``."""
 
+MAX_UNROLLED_DIM = 8
+"""Quadratics of up to this many coordinates get a kernel compiled for their dimension."""
+
 LANES = 64
 """Configurations per block of the multi-configuration kernel: they move through
 each step together in SIMD lanes. A single trajectory runs in a serial
@@ -114,47 +117,43 @@ def _gather_impl(C, j, like):
     return namespace["gather"]
 
 
-def _lanes_quadratic(A, b, x, ax, g, quad, lin):
-    """For every lane (column) j of x: ax = A @ x, g = ax - b, and the two sums
-    x.ax and b.x of the value, accumulated over coordinates in order.
-    A 1-D A is a diagonal: then everything happens in one pass over the lanes."""
+def _lane_value(A, b, x, g, j, n, half):
+    """For lane (column) j of x: g[:, j] <- A @ x[:, j] - b; return the value
+    1/2 x.(A x) - b.x, both sums accumulated over coordinates in order.
+    A 1-D A is a diagonal."""
 
 
-@overload(_lanes_quadratic)
-def _lanes_quadratic_impl(A, b, x, ax, g, quad, lin):
+@overload(_lane_value)
+def _lane_value_impl(A, b, x, g, j, n, half):
     if A.ndim == 1:
-        def diagonal(A, b, x, ax, g, quad, lin):
-            n, w = x.shape
-            for j in range(w):
-                ax[0, j] = A[0] * x[0, j]
-                g[0, j] = ax[0, j] - b[0]
-                quad[j] = x[0, j] * ax[0, j]
-                lin[j] = b[0] * x[0, j]
+        def diagonal(A, b, x, g, j, n, half):
+            ax = A[0] * x[0, j]
+            g[0, j] = ax - b[0]
+            quad = x[0, j] * ax
+            lin = b[0] * x[0, j]
             for i in range(1, n):
-                for j in range(w):
-                    ax[i, j] = A[i] * x[i, j]
-                    g[i, j] = ax[i, j] - b[i]
-                    quad[j] += x[i, j] * ax[i, j]
-                    lin[j] += b[i] * x[i, j]
+                ax = A[i] * x[i, j]
+                g[i, j] = ax - b[i]
+                quad += x[i, j] * ax
+                lin += b[i] * x[i, j]
+            return half * quad - lin
         return diagonal
 
-    def dense(A, b, x, ax, g, quad, lin):
-        n, w = x.shape
+    def dense(A, b, x, g, j, n, half):
+        quad = x[0, j]
+        lin = x[0, j]
         for i in range(n):
-            for j in range(w):
-                ax[i, j] = A[i, 0] * x[0, j]
+            ax = A[i, 0] * x[0, j]
             for k in range(1, n):
-                for j in range(w):
-                    ax[i, j] += A[i, k] * x[k, j]
-            for j in range(w):
-                g[i, j] = ax[i, j] - b[i]
-        for j in range(w):
-            quad[j] = x[0, j] * ax[0, j]
-            lin[j] = b[0] * x[0, j]
-        for i in range(1, n):
-            for j in range(w):
-                quad[j] += x[i, j] * ax[i, j]
-                lin[j] += b[i] * x[i, j]
+                ax += A[i, k] * x[k, j]
+            g[i, j] = ax - b[i]
+            if i == 0:
+                quad = x[0, j] * ax
+                lin = b[0] * x[0, j]
+            else:
+                quad += x[i, j] * ax
+                lin += b[i] * x[i, j]
+        return half * quad - lin
     return dense
 
 
@@ -182,8 +181,12 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
     ``every`` steps (rows after a divergence are left as they are), and ``hit``
     (blocks, ntol, w) the first step with ``loss - fstar < tol[k]`` (else left).
     """
-    nblocks, n, _ = x.shape
-    w = LANES  # a compile-time constant, so LLVM sizes the SIMD loops exactly
+    # LANES and DIM are compile-time constants bound per instance: with the
+    # coordinate loops unrolled inside the lane loops, LLVM turns each lane
+    # loop into SIMD instructions (DIM 0: any dimension, without that).
+    nblocks = x.shape[0]
+    n = DIM if DIM else x.shape[1]
+    w = LANES
     for blk in prange(nblocks):
         xb = x[blk]
         sb = _get(s, blk, None)
@@ -198,11 +201,8 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
         hitb = _get(hit, blk, None)
         final = final_loss[blk]
         div = diverged[blk]
-        ax = np.empty((n, w), x.dtype)
         g = np.empty((n, w), x.dtype)
         x_at_divergence = np.empty((n, w), x.dtype)
-        quad = np.empty(w, x.dtype)
-        lin = np.empty(w, x.dtype)
         value = np.empty(w, x.dtype)
         noise = np.empty(w, x.dtype)
         r1 = np.empty(w, x.dtype)
@@ -211,10 +211,9 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
         for j in range(w):
             div[j] = -1
         for t in range(steps + 1):
-            _lanes_quadratic(A, b, xb, ax, g, quad, lin)
             finite = True
             for j in range(w):
-                value[j] = half * quad[j] - lin[j]
+                value[j] = _lane_value(A, b, xb, g, j, n, half)
                 finite &= math.isfinite(value[j])
             # A non-finite x makes the value non-finite (A is positive definite),
             # so checking the value checks the iterate too.
@@ -264,9 +263,9 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
                     db[1, j] = _debias(db[1, j], decb[2, j], decb[3, j])
                     r1[j] = one / db[0, j]
                     r2[j] = one / db[1, j]
-            for i in range(n):
-                for j in range(w):
-                    c = _gather(Cb, j, like)
+            for j in range(w):
+                c = _gather(Cb, j, like)
+                for i in range(n):
                     if d is None:
                         _update(xb, g, (i, j), sb, mb, ab, ONE, ONE, c)
                     else:
@@ -279,13 +278,16 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
                     xb[i, j] = x_at_divergence[i, j]
 
 
-def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1,
+def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1, dim: int = 0,
                  **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` whose element update applies
-    ``rule`` (and whose blocks have ``lanes`` lanes, for the multi-configuration kernel)."""
+    ``rule`` (for the multi-configuration kernel: with ``lanes`` lanes per block
+    and ``dim`` coordinates, 0 for any)."""
     update = _jit(rebind(_update, rule=compile_plain(rule, _jit)))
-    fn = rebind(template, _update=update, LANES=lanes)
+    fn = rebind(template, _update=update, LANES=lanes, DIM=dim)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
+    if template is _run_quadratic_template:
+        suffix += f"_{lanes}x{dim}"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
     return numba.njit(cache=cache, error_model="numpy", **jit_options)(fn)
@@ -297,9 +299,14 @@ def kernels_for(rule: Callable) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         step_serial=_instantiate(_step_template, rule),
         step_parallel=_instantiate(_step_template, rule, parallel=True),
-        run_quadratic_serial=_instantiate(_run_quadratic_template, rule),
-        run_quadratic_parallel=_instantiate(_run_quadratic_template, rule, lanes=LANES, parallel=True),
     )
+
+
+@functools.cache
+def _run_quadratic_kernel(rule: Callable, lanes: int, dim: int) -> Callable:
+    """The multi-configuration kernel for blocks of ``lanes`` lanes (1: serial)
+    and ``dim`` coordinates (0: any)."""
+    return _instantiate(_run_quadratic_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1)
 
 
 def _flat(arr):
@@ -335,9 +342,9 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
     :data:`LANES` lanes in parallel.
     """
     dt = x.dtype.type
-    k = kernels_for(rule)
     if x.shape[2] not in (1, LANES):
         raise ValueError(f"blocks must have 1 or {LANES} lanes, got {x.shape[2]}")
-    kernel = k.run_quadratic_serial if x.shape[2] == 1 else k.run_quadratic_parallel
+    dim = x.shape[1] if x.shape[1] <= MAX_UNROLLED_DIM else 0
+    kernel = _run_quadratic_kernel(rule, x.shape[2], dim)
     kernel(x, s, m, a, d, dec, C, like, A, b, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
            loss_rec, x_rec, final_loss, diverged, hit)
