@@ -353,39 +353,59 @@ def _product(choices: list[list]) -> list[tuple]:
 
 
 def _make_group(plan: _Plan, hyper: list[int], classes: tuple) -> _Group:
-    """Build (and so validate) the optimizer for every value of every axis of the
-    group's sub-grid, the other axes at the group's first values; record which
-    optimizer field each axis drives."""
+    """The group's representative optimizer (at its first values) and, for each
+    optimizer field a grid axis drives, that field's value over the axis."""
     names = list(plan.axes)
     values = plan.axes_list
     members = {k: [i for i in range(len(values[k])) if k not in plan.structural
                    or plan.value_class(k, values[k][i]) == classes[plan.structural.index(k)]] for k in hyper}
     base = tuple(members[k][0] if k in members else 0 for k in range(len(names)))
-    representative = None
-    tables: dict[int, dict[int, Optimizer]] = {}
-    for k in hyper:
-        tables[k] = {}
-        for i in members[k]:
-            index = base[:k] + (i,) + base[k + 1:]
-            tables[k][i] = _build(plan.factory, _hyper_kwargs(plan.fixed, plan.axes, index),
-                                  f"grid[{names[k]!r}][{i}] = {_item(values[k][i])!r}")
-        representative = tables[k][base[k]]
-    if representative is None:  # the grid only has x0 or seed axes
-        representative = _build(plan.factory, dict(plan.fixed), "fixed")
+    representative = _build(plan.factory, _hyper_kwargs(plan.fixed, plan.axes, base),
+                            "the grid's first values " + ", ".join(f"{names[k]}={_item(values[k][base[k]])!r}"
+                                                                   for k in hyper))
     own = {f.name: getattr(representative, f.name) for f in dataclasses.fields(representative)}
     fields: dict[str, Any] = dict(own)
     owner: dict[str, int] = {}
-    for k, built in tables.items():
-        for name in own:
-            table = [getattr(built.get(i, representative), name) for i in range(len(values[k]))]
-            if any(item != own[name] for item in table):
-                if name in owner:
-                    raise NotImplementedError(
-                        f"{_factory_name(plan.factory)}'s field {name!r} depends on both grid axes "
-                        f"{names[owner[name]]!r} and {names[k]!r}; sweep one of them in a loop instead")
-                owner[name] = k
-                fields[name] = (k, np.array(table))
+    for k in hyper:
+        for name, table in _axis_tables(plan, k, members[k], base, own).items():
+            if name in owner:
+                raise NotImplementedError(
+                    f"{_factory_name(plan.factory)}'s field {name!r} depends on both grid axes "
+                    f"{names[owner[name]]!r} and {names[k]!r}; sweep one of them in a loop instead")
+            owner[name] = k
+            fields[name] = (k, table)
     return _Group(classes, representative, fields)
+
+
+def _axis_tables(plan: _Plan, k: int, members: list[int], base: tuple, own: dict) -> dict[str, np.ndarray]:
+    """{field: its value at every value of axis k} for the fields axis k changes.
+
+    Fast path: build the optimizer only at the axis' first, smallest and
+    largest values (the valid range of a hyperparameter is an interval, so
+    those validate the rest); when each field that changes simply takes the
+    axis' value (a plain or renamed argument), the axis values are the table.
+    Otherwise every value is built, which also names the first bad one.
+    """
+    names = list(plan.axes)
+    column = plan.axes_list[k]
+
+    def build(i: int) -> Optimizer:
+        index = base[:k] + (i,) + base[k + 1:]
+        return _build(plan.factory, _hyper_kwargs(plan.fixed, plan.axes, index),
+                      f"grid[{names[k]!r}][{i}] = {_item(column[i])!r}")
+
+    sub = column[members]
+    probes = sorted({members[0], members[int(np.argmin(sub))], members[int(np.argmax(sub))]})
+    try:
+        built = {i: build(i) for i in probes}
+    except (TypeError, ValueError):
+        built = {i: build(i) for i in members}  # raises, naming the first bad index
+    changed = [name for name in own if any(getattr(o, name) != own[name] for o in built.values())]
+    if all(getattr(o, name) == _item(column[i]) for name in changed for i, o in built.items()):
+        return {name: column for name in changed}
+    built = {i: build(i) for i in members}
+    return {name: np.array([getattr(built.get(i, built[members[0]]), name) for i in range(len(column))])
+            for name in changed}
 
 
 def _columnar(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...]) -> Optimizer:

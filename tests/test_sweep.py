@@ -185,7 +185,7 @@ def test_to_xarray():
 
 CHECKPOINT_SCRIPT = """
 import sys, numpy as np, rmsnum as rn
-res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 4000,
+res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 400_000,
                grid={{"lr": np.logspace(-3, 0, 40), "gamma": np.linspace(0.5, 0.99, 30)}},
                chunk_size=60, checkpoint={ckpt!r}, progress=False)
 res.save({out!r})
@@ -204,7 +204,7 @@ def test_checkpoint_survives_sigkill_and_resumes_identically(tmp_path):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(list(ckpt.glob("chunk-*.npz"))) < 3:
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = sorted(ckpt.glob("chunk-*.npz"))
