@@ -37,7 +37,9 @@ BACKENDS = ("cpu", "dask")
 SPECIAL_AXES = ("x0", "seed")
 """Grid axes that are not hyperparameters: a batch of starting points, noise seeds."""
 
-DEFAULT_CHUNK_SIZE = 1 << 16
+MAX_CHUNK_SIZE = 1 << 18
+CHUNK_BYTES = 256 << 20
+"""The default chunk holds at most MAX_CHUNK_SIZE configurations and about CHUNK_BYTES of results."""
 
 
 @dataclass(eq=False)
@@ -610,13 +612,22 @@ def _available_memory() -> int | None:
     return None
 
 
+def _bytes_per_config(dim: int, dtype: np.dtype, n_recorded: int, tol: np.ndarray | None) -> int:
+    per_config = (dim + 1 + n_recorded) * dtype.itemsize + 8
+    return per_config + (0 if tol is None else tol.size * 8)
+
+
 def result_nbytes(plan: _Plan) -> int:
     """Bytes the result arrays of a sweep will take."""
-    item = plan.dtype.itemsize
-    per_config = plan.objective.dim * item + item + 8 + plan.n_recorded * item
-    if plan.tol is not None:
-        per_config += plan.tol.size * 8
-    return plan.size * per_config
+    return plan.size * _bytes_per_config(plan.objective.dim, plan.dtype, plan.n_recorded, plan.tol)
+
+
+def _default_chunk_size(dim: int, dtype: np.dtype, steps: int, every: int | None, tol: np.ndarray | None) -> int:
+    from .backends.cpu import LANES
+
+    n_recorded = 0 if every is None else steps // every + 1
+    fit = CHUNK_BYTES // _bytes_per_config(dim, dtype, n_recorded, tol)
+    return max(LANES, min(MAX_CHUNK_SIZE, fit) // LANES * LANES)
 
 
 # --------------------------------------------------------------------------- the public function
@@ -695,7 +706,8 @@ def sweep(
         ``"dask"`` runs chunks on a local cluster of worker processes; a Client
         runs them on its cluster (``pip install "rmsnum[dask]"``).
     chunk_size : int, optional
-        Configurations per chunk (default 65536).
+        Configurations per chunk; by default up to 262144, fewer when the
+        recorded loss curves of a chunk would pass 256 MiB.
     checkpoint : path, optional
         A directory where each finished chunk is saved atomically; running the
         same sweep again resumes from it. A checkpoint made with different
@@ -753,7 +765,8 @@ def sweep(
     seed_value = v.seed("seed", seed) or 0
     every = _record(record, steps)
     tols = _tolerances(tol)
-    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else v.integer("chunk_size", chunk_size)
+    chunk = (_default_chunk_size(objective.dim, dt, steps, every, tols) if chunk_size is None
+             else v.integer("chunk_size", chunk_size))
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
     _check_backend(backend)

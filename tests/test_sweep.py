@@ -393,3 +393,11 @@ def test_float32_sweep_kernel_does_no_float64_arithmetic():
     ir = "\n".join(kernel.inspect_llvm().values())
     assert re.findall(r"= f(?:add|sub|mul|div) float ", ir), "no float32 arithmetic found: test is broken"
     assert not re.findall(r"= f(?:add|sub|mul|div)(?: \w+)* double |fpext|llvm\.sqrt\.f64", ir)
+
+
+def test_default_chunk_keeps_recorded_curves_bounded():
+    f64 = np.dtype(np.float64)
+    assert sweep_module._default_chunk_size(2, f64, 1000, None, None) == sweep_module.MAX_CHUNK_SIZE
+    chunk = sweep_module._default_chunk_size(2, f64, 100_000, 1, None)
+    assert chunk % 64 == 0 and chunk * 100_001 * 8 <= sweep_module.CHUNK_BYTES
+    assert sweep_module._default_chunk_size(2, f64, 10**9, 1, None) == 64
