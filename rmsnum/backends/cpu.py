@@ -185,7 +185,7 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
     # coordinate loops unrolled inside the lane loops, LLVM turns each lane
     # loop into SIMD instructions (DIM 0: any dimension, without that).
     nblocks = x.shape[0]
-    n = DIM if DIM else x.shape[1]
+    n = DIM if DIM else x.shape[1]  # noqa: F821 - DIM bound per instance by _instantiate
     w = LANES
     for blk in prange(nblocks):
         xb = x[blk]
