@@ -293,7 +293,8 @@ class _Plan:
     dtype: np.dtype
     chunk_size: int
     structural: list[int]  # axis indices whose values select the group
-    groups: list[_Group]
+    choices: list[list]  # per structural axis: its value classes, sorted
+    groups: list[_Group]  # one per combination of choices, in C order
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -340,9 +341,9 @@ def _make_plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dty
     hyper = [k for k, name in enumerate(axes) if name not in SPECIAL_AXES]
     # Axes whose values switch options on and off select the kernel specialisation.
     structural = [k for k in hyper if values[k].dtype == bool or (np.any(values[k] == 0) and np.any(values[k] != 0))]
-    plan = _Plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, structural, [])
-    choices = [sorted({plan.value_class(k, val) for val in values[k]}) for k in structural]
-    for classes in _product(choices):
+    plan = _Plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, structural, [], [])
+    plan.choices = [sorted({plan.value_class(k, val) for val in values[k]}) for k in structural]
+    for classes in _product(plan.choices):
         plan.groups.append(_make_group(plan, hyper, classes))
     return plan
 
@@ -450,10 +451,11 @@ def _run_chunk(plan: _Plan, chunk: int) -> dict[str, np.ndarray]:
     out = _empty_outputs(plan, hi - lo)
     group_of = np.zeros(hi - lo, np.int64)
     if plan.structural:
-        keys = {g.classes: n for n, g in enumerate(plan.groups)}
-        classes = [np.array([plan.value_class(k, val) for val in plan.axes_list[k]]) for k in plan.structural]
-        labels = list(zip(*(cls[index[k]].tolist() for cls, k in zip(classes, plan.structural))))
-        group_of = np.array([keys[label] for label in labels], dtype=np.int64)
+        codes = []
+        for k, options in zip(plan.structural, plan.choices):
+            code_of_value = np.array([options.index(plan.value_class(k, val)) for val in plan.axes_list[k]])
+            codes.append(code_of_value[index[k]])
+        group_of = np.ravel_multi_index(codes, [len(options) for options in plan.choices])
     for n, group in enumerate(plan.groups):
         members = np.flatnonzero(group_of == n)
         if members.size:
