@@ -1,8 +1,9 @@
 """An honest on-disk cache key for rmsnum's compiled kernels.
 
 Numba's cache checks only the source file of the kernel itself, but our
-kernels inline the scalar rules from :mod:`rmsnum.rules` and the operators of
-:mod:`._neutral_types`. This locator adds a digest of those sources to the cache's freshness stamp, so editing a rule
+kernels inline the scalar rules from :mod:`rmsnum.rules`, the operators of
+:mod:`._neutral_types` and the helpers of :mod:`._parts`. This locator adds a
+digest of those sources to the cache's freshness stamp, so editing a rule
 invalidates every cached kernel that compiled it. It applies only to files of
 the ``rmsnum`` package; every other function keeps Numba's own locators.
 """
@@ -16,7 +17,11 @@ from numba.core import caching
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # Sources compiled into kernels besides the kernel's own file.
-COMPILED_SOURCES = (PACKAGE_DIR / "rules.py", PACKAGE_DIR / "backends" / "_neutral_types.py")
+COMPILED_SOURCES = (
+    PACKAGE_DIR / "rules.py",
+    PACKAGE_DIR / "backends" / "_neutral_types.py",
+    PACKAGE_DIR / "backends" / "_parts.py",
+)
 
 
 def sources_digest() -> str:

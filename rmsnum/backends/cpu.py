@@ -34,14 +34,12 @@ from typing import Callable
 import numba
 import numpy as np
 from numba import prange
-from numba.extending import overload
 
 from .. import rules
 from . import _cache
-from .._neutral import ONE, ZERO, Neutral
-from . import _neutral_types  # noqa: F401 - registers the Numba types of ZERO and ONE
+from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
-from ._neutral_types import NeutralType
+from ._parts import _gather, _get, _lane_value, _store, _update
 
 _cache.install()
 
@@ -55,106 +53,6 @@ LANES = 64
 """Configurations per block of the multi-configuration kernel: they move through
 each step together in SIMD lanes. A single trajectory runs in a serial
 instance with one lane."""
-
-
-def _get(arr, idx, absent):
-    """``arr[idx]``, or ``absent`` when there is no array (``arr`` None)."""
-
-
-@overload(_get)
-def _get_impl(arr, idx, absent):
-    if isinstance(arr, numba.types.NoneType):
-        return lambda arr, idx, absent: absent
-    return lambda arr, idx, absent: arr[idx]
-
-
-def _store(arr, idx, value):
-    """``arr[idx] = value``; nothing for an absent slot."""
-
-
-@overload(_store)
-def _store_impl(arr, idx, value):
-    if isinstance(arr, numba.types.NoneType):
-        return lambda arr, idx, value: None
-
-    def store(arr, idx, value):
-        arr[idx] = value
-    return store
-
-
-def _update(x, g, idx, s, m, a, r1, r2, c):
-    """x and the state slots at ``idx`` <- the rule applied there."""
-    xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by _instantiate
-        x[idx], g[idx], _get(s, idx, ZERO), _get(m, idx, ZERO), _get(a, idx, ZERO), r1, r2, c
-    )
-    x[idx] = xi
-    _store(s, idx, si)
-    _store(m, idx, mi)
-    _store(a, idx, ai)
-
-
-def _step_template(x, g, s, m, a, r1, r2, c):
-    for i in prange(x.size):
-        _update(x, g, i, s, m, a, r1, r2, c)
-
-
-def _gather(C, j, like):
-    """The coefficient tuple of configuration ``j``: ``like[k]`` where that is
-    ZERO or ONE, else the next row of ``C`` at column ``j``."""
-
-
-@overload(_gather)
-def _gather_impl(C, j, like):
-    items, row = [], 0
-    for k, ty in enumerate(like.types):
-        if isinstance(ty, NeutralType):
-            items.append(f"like[{k}]")
-        else:
-            items.append(f"C[{row}, j]")
-            row += 1
-    namespace: dict = {}
-    exec(f"def gather(C, j, like):\n    return ({', '.join(items)},)\n", namespace)
-    return namespace["gather"]
-
-
-def _lane_value(A, b, x, g, j, n, half):
-    """For lane (column) j of x: g[:, j] <- A @ x[:, j] - b; return the value
-    1/2 x.(A x) - b.x, both sums accumulated over coordinates in order.
-    A 1-D A is a diagonal."""
-
-
-@overload(_lane_value)
-def _lane_value_impl(A, b, x, g, j, n, half):
-    if A.ndim == 1:
-        def diagonal(A, b, x, g, j, n, half):
-            ax = A[0] * x[0, j]
-            g[0, j] = ax - b[0]
-            quad = x[0, j] * ax
-            lin = b[0] * x[0, j]
-            for i in range(1, n):
-                ax = A[i] * x[i, j]
-                g[i, j] = ax - b[i]
-                quad += x[i, j] * ax
-                lin += b[i] * x[i, j]
-            return half * quad - lin
-        return diagonal
-
-    def dense(A, b, x, g, j, n, half):
-        quad = x[0, j]
-        lin = x[0, j]
-        for i in range(n):
-            ax = A[i, 0] * x[0, j]
-            for k in range(1, n):
-                ax += A[i, k] * x[k, j]
-            g[i, j] = ax - b[i]
-            if i == 0:
-                quad = x[0, j] * ax
-                lin = b[0] * x[0, j]
-            else:
-                quad += x[i, j] * ax
-                lin += b[i] * x[i, j]
-        return half * quad - lin
-    return dense
 
 
 _jit = functools.partial(numba.njit, error_model="numpy")

@@ -1,0 +1,138 @@
+"""Building blocks shared by the compiled kernels of every backend.
+
+Each helper is a plain Python function (which is what runs under the CUDA
+simulator, and documents the semantics) with a Numba ``@overload`` that
+specialises it on argument types at compile time; the overloads use the
+generic target, so the CPU (``njit``) and CUDA (``cuda.jit``) kernels share them.
+
+:func:`_update`, the element update, calls a global ``rule`` that each backend
+binds to its compiled copy of a rule of :mod:`rmsnum.rules` (see
+:func:`rmsnum.backends._compile.rebind`).
+"""
+
+from __future__ import annotations
+
+import numba
+from numba.extending import overload
+
+from .._neutral import ZERO, Neutral
+from ._neutral_types import NeutralType
+
+
+def _get(arr, idx, absent):
+    """``arr[idx]``, or ``absent`` when there is no array (``arr`` None)."""
+    return absent if arr is None else arr[idx]
+
+
+@overload(_get)
+def _get_impl(arr, idx, absent):
+    if isinstance(arr, numba.types.NoneType):
+        return lambda arr, idx, absent: absent
+    return lambda arr, idx, absent: arr[idx]
+
+
+def _store(arr, idx, value):
+    """``arr[idx] = value``; nothing for an absent slot."""
+    if arr is not None:
+        arr[idx] = value
+
+
+@overload(_store)
+def _store_impl(arr, idx, value):
+    if isinstance(arr, numba.types.NoneType):
+        return lambda arr, idx, value: None
+
+    def store(arr, idx, value):
+        arr[idx] = value
+    return store
+
+
+def _update(x, g, idx, s, m, a, r1, r2, c):
+    """x and the state slots at ``idx`` <- the rule applied there."""
+    xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by each backend
+        x[idx], g[idx], _get(s, idx, ZERO), _get(m, idx, ZERO), _get(a, idx, ZERO), r1, r2, c
+    )
+    x[idx] = xi
+    _store(s, idx, si)
+    _store(m, idx, mi)
+    _store(a, idx, ai)
+
+
+def _gather(C, j, like):
+    """The coefficient tuple of configuration ``j``: ``like[k]`` where that is
+    ZERO or ONE, else the next numeric coefficient, ``C[row, j]`` (or ``C[row]``
+    when ``C`` is a tuple holding one configuration's numbers)."""
+    values, row = [], 0
+    for item in like:
+        if isinstance(item, Neutral):
+            values.append(item)
+        else:
+            values.append(C[row] if isinstance(C, tuple) else C[row, j])
+            row += 1
+    return tuple(values)
+
+
+@overload(_gather)
+def _gather_impl(C, j, like):
+    items, row = [], 0
+    for k, ty in enumerate(like.types):
+        if isinstance(ty, NeutralType):
+            items.append(f"like[{k}]")
+        else:
+            items.append(f"C[{row}]" if isinstance(C, numba.types.BaseTuple) else f"C[{row}, j]")
+            row += 1
+    namespace: dict = {}
+    exec(f"def gather(C, j, like):\n    return ({', '.join(items)},)\n", namespace)
+    return namespace["gather"]
+
+
+def _lane_value(A, b, x, g, j, n, half):
+    """For lane (column) j of x: g[:, j] <- A @ x[:, j] - b; return the value
+    1/2 x.(A x) - b.x, both sums accumulated over coordinates in order.
+    A 1-D A is a diagonal."""
+    quad = lin = None
+    for i in range(n):
+        if A.ndim == 1:
+            ax = A[i] * x[i, j]
+        else:
+            ax = A[i, 0] * x[0, j]
+            for k in range(1, n):
+                ax += A[i, k] * x[k, j]
+        g[i, j] = ax - b[i]
+        quad = x[i, j] * ax if i == 0 else quad + x[i, j] * ax
+        lin = b[i] * x[i, j] if i == 0 else lin + b[i] * x[i, j]
+    return half * quad - lin
+
+
+@overload(_lane_value)
+def _lane_value_impl(A, b, x, g, j, n, half):
+    if A.ndim == 1:
+        def diagonal(A, b, x, g, j, n, half):
+            ax = A[0] * x[0, j]
+            g[0, j] = ax - b[0]
+            quad = x[0, j] * ax
+            lin = b[0] * x[0, j]
+            for i in range(1, n):
+                ax = A[i] * x[i, j]
+                g[i, j] = ax - b[i]
+                quad += x[i, j] * ax
+                lin += b[i] * x[i, j]
+            return half * quad - lin
+        return diagonal
+
+    def dense(A, b, x, g, j, n, half):
+        quad = x[0, j]
+        lin = x[0, j]
+        for i in range(n):
+            ax = A[i, 0] * x[0, j]
+            for k in range(1, n):
+                ax += A[i, k] * x[k, j]
+            g[i, j] = ax - b[i]
+            if i == 0:
+                quad = x[0, j] * ax
+                lin = b[0] * x[0, j]
+            else:
+                quad += x[i, j] * ax
+                lin += b[i] * x[i, j]
+        return half * quad - lin
+    return dense

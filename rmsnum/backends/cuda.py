@@ -1,0 +1,311 @@
+"""The CUDA backend: the rules of :mod:`rmsnum.rules` compiled with ``numba.cuda.jit``.
+
+The same scalar rules and the same kernel parts (:mod:`._parts`) as the CPU
+backend, compiled as device functions; no second copy of the math. Kernels:
+
+- ``step``: one in-place update of device arrays of any size, a grid-stride
+  loop over elements.
+- ``run_quadratic``: whole trajectories on a quadratic, one thread per
+  configuration with x, the gradient and the state in registers (local arrays
+  of the compile-time dimension). It takes the blocked layout of
+  :func:`rmsnum.backends.cpu.run_quadratic` (blocks, ..., lanes), so consecutive
+  threads read consecutive lanes (coalesced) and the host side of a sweep is
+  shared by both backends. :func:`rmsnum.simulate` is this kernel with one
+  configuration, :func:`rmsnum.sweep` with many.
+
+Differences from the CPU backend: NVVM contracts ``a * b + c`` into fused
+multiply-adds, so results agree with the CPU within a few ulp per step rather
+than bit for bit; a thread whose run diverges simply stops (no SIMD lane to
+keep busy). A coefficient of an option that is off is still folded away at
+compile time (the ZERO/ONE pattern is bound into each kernel instance).
+
+Nothing here touches the GPU until a kernel runs: importing this module does
+not initialise CUDA, and :func:`require` says what is missing, if anything.
+Under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the kernels run as
+Python, which is how CI tests them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+from typing import Any, Callable
+
+import numba
+import numpy as np
+from numba import cuda
+from numba.extending import overload
+
+from .. import rules
+from .._neutral import ONE, ZERO, Neutral
+from ._compile import compile_plain, rebind
+from ._parts import _gather, _get, _lane_value, _store, _update
+
+THREADS_PER_BLOCK = 128
+"""Threads per CUDA block of every kernel (tests lower it so launches span several blocks)."""
+
+STEP_BLOCKS = 8192
+"""At most this many blocks for ``step``; each thread strides over the rest."""
+
+INSTALL_HINT = 'pip install "rmsnum[cuda]" (numba-cuda with the CUDA 13 toolkit wheels)'
+
+
+def missing() -> str | None:
+    """Why the CUDA backend cannot run here, or None when it can.
+
+    Checks, in order: the simulator (always usable), the ``numba-cuda``
+    package, and a usable GPU with its driver (this initialises CUDA).
+    """
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM:
+        return None
+    if importlib.util.find_spec("numba_cuda") is None:
+        return f"the CUDA backend needs the numba-cuda package, which is not installed: {INSTALL_HINT}"
+    if not cuda.is_available():
+        return ("the CUDA backend found no usable NVIDIA GPU: numba.cuda.is_available() is False "
+                "(numba.cuda.detect() says why, e.g. no driver or no device)")
+    return None
+
+
+def require() -> None:
+    """Raise ImportError (no numba-cuda) or RuntimeError (no GPU) unless the backend can run."""
+    reason = missing()
+    if reason is None:
+        return
+    if "not installed" in reason:
+        raise ImportError(reason)
+    raise RuntimeError(reason)
+
+
+def is_device_array(obj: Any) -> bool:
+    """Whether ``obj`` lives on a CUDA device (numba, CuPy, PyTorch, ...)."""
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def view(name: str, obj: Any, *, writeable: bool = False):
+    """A zero-copy numba view of a device array, checked: float32/float64,
+    C-contiguous and, when asked, writeable."""
+    if not is_device_array(obj):
+        raise TypeError(f"{name} must be a CUDA device array like x, got {type(obj).__name__}")
+    interface = obj.__cuda_array_interface__
+    arr = cuda.as_cuda_array(obj)
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
+    if not arr.is_c_contiguous():
+        raise ValueError(f"{name} must be C-contiguous")
+    if writeable and interface["data"][1]:
+        raise ValueError(f"{name} must be writeable (it is updated in place), got a read-only device array")
+    return arr
+
+
+def share_memory(a, b) -> bool:
+    """Whether two device arrays' byte ranges overlap."""
+    lo_a, lo_b = a.__cuda_array_interface__["data"][0], b.__cuda_array_interface__["data"][0]
+    return lo_a < lo_b + b.nbytes and lo_b < lo_a + a.nbytes
+
+
+def _fill_template(arr, value):
+    for i in range(cuda.grid(1), arr.size, cuda.gridsize(1)):
+        arr[i] = value
+
+
+_fill = cuda.jit(_fill_template)
+
+
+def full(shape: tuple[int, ...], value: float, dtype: np.dtype):
+    """A new device array of ``shape`` filled with ``value``."""
+    arr = cuda.device_array(shape, dtype)
+    if arr.size:
+        _fill[_blocks(arr.size), THREADS_PER_BLOCK](arr.reshape(-1), np.dtype(dtype).type(value))
+    return arr
+
+
+def _blocks(n: int) -> int:
+    return max(1, min(-(-n // THREADS_PER_BLOCK), STEP_BLOCKS))
+
+
+def _pattern(coefficients: tuple) -> tuple:
+    """The ZERO/ONE pattern of a coefficient tuple (None where it is a number)."""
+    return tuple(c if isinstance(c, Neutral) else None for c in coefficients)
+
+
+def _slot(arr, local):
+    """``local`` for a state slot that has an array, None for an absent one."""
+    return None if arr is None else local
+
+
+@overload(_slot)
+def _slot_impl(arr, local):
+    if isinstance(arr, numba.types.NoneType):
+        return lambda arr, local: None
+    return lambda arr, local: local
+
+
+_device = functools.partial(cuda.jit, device=True)
+
+
+@functools.cache
+def _device_parts(rule: Callable) -> dict[str, Any]:
+    """Device-function copies of the element update (with ``rule``) and of the helpers."""
+    return {
+        "_update": _device(rebind(_update, rule=compile_plain(rule, _device))),
+        "_gaussian": compile_plain(rules.gaussian, _device),
+        "_debias": compile_plain(rules.debias, _device),
+    }
+
+
+def _step_template(x, g, s, m, a, r1, r2, numeric):
+    c = _gather(numeric, 0, LIKE)  # noqa: F821 - bound per instance
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        _update(x, g, i, s, m, a, r1, r2, c)
+
+
+def _run_quadratic_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
+                            loss_rec, x_rec, final_loss, diverged, hit):
+    """One thread runs one configuration; arguments as :func:`rmsnum.backends.cpu.run_quadratic`
+    (without ``like``, which is bound per instance as LIKE, with DIM and DTYPE)."""
+    k = cuda.grid(1)
+    w = x.shape[2]
+    blk = k // w
+    j = k - blk * w
+    if blk >= x.shape[0]:
+        return
+    n = DIM  # noqa: F821 - bound per instance
+    xw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
+    gw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
+    sw = _slot(s, cuda.local.array((DIM, 1), DTYPE))  # noqa: F821
+    mw = _slot(m, cuda.local.array((DIM, 1), DTYPE))  # noqa: F821
+    aw = _slot(a, cuda.local.array((DIM, 1), DTYPE))  # noqa: F821
+    for i in range(n):
+        xw[i, 0] = x[blk, i, j]
+        _store(sw, (i, 0), _get(s, (blk, i, j), ZERO))
+        _store(mw, (i, 0), _get(m, (blk, i, j), ZERO))
+        _store(aw, (i, 0), _get(a, (blk, i, j), ZERO))
+    c = _gather(C[blk], j, LIKE)  # noqa: F821
+    d1 = _get(d, (blk, 0, j), one)
+    d2 = _get(d, (blk, 1, j), one)
+    b1 = _get(dec, (blk, 0, j), one)
+    omb1 = _get(dec, (blk, 1, j), one)
+    b2 = _get(dec, (blk, 2, j), one)
+    omb2 = _get(dec, (blk, 3, j), one)
+    div = -1
+    value = one
+    for t in range(steps + 1):
+        value = _lane_value(A, b, xw, gw, 0, n, half)
+        if loss_rec is not None and t % every == 0:
+            loss_rec[blk, t // every, j] = value
+        if x_rec is not None and t % every == 0:
+            for i in range(n):
+                x_rec[blk, t // every, i, j] = xw[i, 0]
+        # A non-finite x makes the value non-finite (A is positive definite).
+        if not math.isfinite(value):
+            div = t
+            break
+        if hit is not None:
+            for q in range(tol.size):
+                if hit[blk, q, j] < 0 and value - fstar < tol[q]:
+                    hit[blk, q, j] = t
+        if t == steps:
+            break
+        if seeds is not None:
+            for i in range(n):
+                gw[i, 0] = gw[i, 0] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
+        if d is None:
+            for i in range(n):
+                _update(xw, gw, (i, 0), sw, mw, aw, ONE, ONE, c)
+        else:
+            d1 = _debias(d1, b1, omb1)
+            d2 = _debias(d2, b2, omb2)
+            r1 = one / d1
+            r2 = one / d2
+            for i in range(n):
+                _update(xw, gw, (i, 0), sw, mw, aw, r1, r2, c)
+    final_loss[blk, j] = value
+    diverged[blk, j] = div
+    for i in range(n):
+        x[blk, i, j] = xw[i, 0]
+        _store(s, (blk, i, j), _get(sw, (i, 0), ZERO))
+        _store(m, (blk, i, j), _get(mw, (i, 0), ZERO))
+        _store(a, (blk, i, j), _get(aw, (i, 0), ZERO))
+    _store(d, (blk, 0, j), d1)
+    _store(d, (blk, 1, j), d2)
+
+
+@functools.cache
+def _step_kernel(rule: Callable, pattern: tuple) -> Callable:
+    parts = _device_parts(rule)
+    return cuda.jit(rebind(_step_template, _update=parts["_update"], LIKE=pattern))
+
+
+@functools.cache
+def _run_quadratic_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dtype) -> Callable:
+    parts = _device_parts(rule)
+    fn = rebind(_run_quadratic_template, LIKE=pattern, DIM=dim, DTYPE=dtype.type, **parts)
+    return cuda.jit(fn)
+
+
+def step(rule: Callable, x, g, s, m, a, r1, r2, c: tuple) -> None:
+    """One in-place update of C-contiguous device arrays (checked by the caller)."""
+    dt = x.dtype.type
+    one = dt(1)
+    numeric = tuple(dt(v) for v in c if not isinstance(v, Neutral))
+    r1, r2 = (one if isinstance(r, Neutral) else dt(r) for r in (r1, r2))
+    kernel = _step_kernel(rule, _pattern(c))
+    flat = [None if arr is None else arr.reshape(arr.size) for arr in (x, g, s, m, a)]
+    # A kernel argument cannot be an empty tuple; the extra number is never read.
+    kernel[_blocks(x.size), THREADS_PER_BLOCK](*flat, r1, r2, numeric or (one,))
+
+
+_OUTPUTS = ("x", "s", "m", "a", "d", "loss_rec", "x_rec", "final_loss", "diverged", "hit")
+_WRITE_ONLY = ("final_loss", "diverged")
+
+
+def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple, A: np.ndarray,
+                  b: np.ndarray, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
+                  final_loss: np.ndarray, diverged: np.ndarray, hit, stream=None) -> Callable[[], None] | None:
+    """Run blocks of configurations on a quadratic; host arrays in and out, as
+    :func:`rmsnum.backends.cpu.run_quadratic`.
+
+    Without ``stream`` the call waits and the outputs are in place when it
+    returns (None). With a ``numba.cuda`` stream it only enqueues the copies and
+    the kernel, and returns ``wait``: calling it waits for that stream and puts
+    the outputs in place, so the host can prepare the next chunk meanwhile.
+    """
+    dt = x.dtype.type
+    arrays = dict(x=x, s=s, m=m, a=a, d=d, dec=dec, C=C, A=A, b=b, seeds=seeds, tol=tol, loss_rec=loss_rec,
+                  x_rec=x_rec, final_loss=final_loss, diverged=diverged, hit=hit)
+    own = stream is None
+    if own:
+        stream = cuda.stream()
+    dev = {}
+    for name, arr in arrays.items():
+        if arr is None:
+            dev[name] = None
+        elif name in _WRITE_ONLY:
+            dev[name] = cuda.device_array(arr.shape, arr.dtype, stream=stream)
+        else:
+            dev[name] = cuda.to_device(np.ascontiguousarray(arr), stream=stream)
+    kernel = _run_quadratic_kernel(rule, _pattern(like), x.shape[1], x.dtype)
+    threads = x.shape[0] * x.shape[2]
+    kernel[-(-threads // THREADS_PER_BLOCK), THREADS_PER_BLOCK, stream](
+        dev["x"], dev["s"], dev["m"], dev["a"], dev["d"], dev["dec"], dev["C"], dev["A"], dev["b"], dt(1),
+        dt(0.5), dt(sigma), dev["seeds"], dt(fstar), dev["tol"], steps, every, dev["loss_rec"], dev["x_rec"],
+        dev["final_loss"], dev["diverged"], dev["hit"])
+    back = []
+    for name in _OUTPUTS:
+        if arrays[name] is not None:
+            pinned = cuda.pinned_array(arrays[name].shape, arrays[name].dtype)
+            dev[name].copy_to_host(pinned, stream=stream)
+            back.append((arrays[name], pinned))
+
+    def wait() -> None:
+        stream.synchronize()
+        for host, pinned in back:
+            host[...] = pinned
+
+    if own:
+        wait()
+        return None
+    return wait
