@@ -91,3 +91,10 @@ def seed(name: str, value: Any) -> int | None:
     if v >= 2**63:
         raise ValueError(f"{name} must be in [0, 2**63), got {value!r}")
     return v
+
+
+def on_device(value: Any) -> bool:
+    """Whether ``value`` is a CUDA device array: anything with
+    ``__cuda_array_interface__`` (Numba, CuPy, PyTorch, ...), or an array of
+    Numba's CUDA simulator, which lacks that interface. Imports nothing."""
+    return hasattr(value, "__cuda_array_interface__") or type(value).__module__.startswith("numba.cuda.simulator")

@@ -117,8 +117,10 @@ class Optimizer:
 
         Parameters
         ----------
-        x : numpy.ndarray
-            C-contiguous float32 or float64 array; only its shape and dtype are used.
+        x : numpy.ndarray or CUDA device array
+            C-contiguous float32 or float64 array; only its shape and dtype are
+            used. For a device array (Numba, CuPy, PyTorch: anything with
+            ``__cuda_array_interface__``) the state lives on the device too.
 
         Examples
         --------
@@ -127,21 +129,28 @@ class Optimizer:
         >>> state.s
         array([0., 0., 0.])
         """
+        if v.on_device(x):
+            from .backends import cuda
+
+            cuda.require()
+            x = cuda.view("x", x)
+            return self._new_state(x.shape, x.dtype, cuda.full)
         x = v.float_array("x", x)
         return self.init_like(x.shape, x.dtype)
 
     def init_like(self, shape: tuple[int, ...], dtype: Any) -> OptimizerState:
-        """A fresh state for parameters of the given shape and dtype."""
+        """A fresh state (NumPy arrays) for parameters of the given shape and dtype."""
         dt = v.float_dtype("dtype", dtype)
-        arrays = {
-            slot: (np.full(shape, self._initial(slot), dtype=dt) if slot in self.slots else None)
-            for slot in SLOTS
-        }
+        return self._new_state(shape, dt, lambda shape, value, dtype: np.full(shape, value, dtype=dtype))
+
+    def _new_state(self, shape: tuple[int, ...], dt: np.dtype, full: Callable) -> OptimizerState:
+        arrays = {slot: (full(shape, self._initial(slot), dt) if slot in self.slots else None) for slot in SLOTS}
         zero = dt.type(0.0)
         return OptimizerState(t=0, d1=zero, d2=zero, rule=self.name, **arrays)
 
-    def check_state(self, state: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """Raise unless ``state`` was made by a compatible optimizer for this shape and dtype."""
+    def check_state(self, state: Any, shape: tuple[int, ...], dtype: np.dtype, device: bool = False) -> None:
+        """Raise unless ``state`` was made by a compatible optimizer for this shape and
+        dtype (with arrays on the GPU when ``device``)."""
         if not isinstance(state, OptimizerState):
             raise TypeError(f"state must be an OptimizerState from {self.name}.init(x), got {type(state).__name__}")
         if state.rule != self.name or state.slots != self.slots:
@@ -151,12 +160,19 @@ class Optimizer:
             )
         for slot in self.slots:
             arr = getattr(state, slot)
-            if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
+            if v.on_device(arr) != device:
+                where = "a CUDA device array" if device else "a NumPy array"
+                raise ValueError(f"state.{slot} must be {where} like x, got {type(arr).__name__}")
+            if device:
+                from .backends import cuda
+
+                arr = cuda.view(f"state.{slot}", arr, writeable=True)
+            if not device and not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
                 raise ValueError(
                     f"state.{slot} must be an array of shape {shape} and dtype {dtype} like x, "
                     f"got {getattr(arr, 'shape', None)} {getattr(arr, 'dtype', type(arr).__name__)}"
                 )
-            if not arr.flags.c_contiguous or not arr.flags.writeable:
+            if not device and (not arr.flags.c_contiguous or not arr.flags.writeable):
                 raise ValueError(f"state.{slot} must be C-contiguous and writeable")
         if np.dtype(type(state.d1)) != dtype or np.dtype(type(state.d2)) != dtype:
             raise ValueError(f"state.d1 and state.d2 must be {dtype} scalars like x")
@@ -166,13 +182,18 @@ class Optimizer:
 
         Arrays of 2**16 elements or more are updated in parallel over elements
         (``prange``); smaller ones serially. Both give bit-identical results.
+        When ``x`` is a CUDA device array (Numba, CuPy, PyTorch: anything with
+        ``__cuda_array_interface__``, used without copies) the update runs on
+        the GPU, and ``g`` and the state must be on the device too (see
+        :meth:`init`); it agrees with the CPU within a few ulp (fused
+        multiply-adds).
 
         Parameters
         ----------
-        x : numpy.ndarray
+        x : numpy.ndarray or CUDA device array
             Parameters: C-contiguous, writeable, float32 or float64, any shape.
-        g : numpy.ndarray
-            Gradient, same shape and dtype as ``x``.
+        g : numpy.ndarray or CUDA device array
+            Gradient, same shape and dtype as ``x``, on the same side.
         state : OptimizerState
             From :meth:`init` of an optimizer with the same rule and slots (the
             hyperparameters may differ, so a schedule can swap optimizers).
@@ -191,13 +212,20 @@ class Optimizer:
         >>> x.round(6)
         array([-3.735095, -0.735089])
         """
-        from .backends import cpu
+        if v.on_device(x):
+            from .backends import cuda as kernels
 
-        self._check_step(x, g, state)
+            kernels.require()
+            x, g, slots = self._check_step_device(x, g, state)
+        else:
+            from .backends import cpu as kernels
+
+            self._check_step(x, g, state)
+            slots = (state.s, state.m, state.g_avg)
         d1, d2 = self._next_debias(state)
         one = x.dtype.type(1)
         r1, r2 = (ONE, ONE) if self._decays() is None else (one / d1, one / d2)
-        cpu.step(self.rule, x, g, state.s, state.m, state.g_avg, r1, r2, self.coefficients(x.dtype))
+        kernels.step(self.rule, x, g, *slots, r1, r2, self.coefficients(x.dtype))
         state.d1, state.d2 = d1, d2
         state.t += 1
 
@@ -216,6 +244,26 @@ class Optimizer:
             for other_name, other in (("x", x), ("g", g)):
                 if np.may_share_memory(arr, other):
                     raise ValueError(f"state.{slot} shares memory with {other_name}")
+
+    def _check_step_device(self, x: Any, g: Any, state: Any) -> tuple:
+        """The checks of :meth:`_check_step` for device arrays; returns Numba
+        views of x, g and the state's slots."""
+        from .backends import cuda
+
+        x = cuda.view("x", x, writeable=True)
+        g = cuda.view("g", g)
+        if g.dtype != x.dtype:
+            raise TypeError(f"g must have the dtype of x ({x.dtype}), got {g.dtype}")
+        if g.shape != x.shape:
+            raise ValueError(f"g must have the shape of x {x.shape}, got {g.shape}")
+        self.check_state(state, x.shape, x.dtype, device=True)
+        slots = tuple(None if getattr(state, n) is None else cuda.view(f"state.{n}", getattr(state, n))
+                      for n in SLOTS)
+        for name, arr in zip(SLOTS, slots):
+            for other_name, other in (("x", x), ("g", g)):
+                if arr is not None and cuda.share_memory(arr, other):
+                    raise ValueError(f"state.{name} shares memory with {other_name}")
+        return x, g, slots
 
     def _next_debias(self, state: OptimizerState) -> tuple:
         dt = np.dtype(type(state.d1))

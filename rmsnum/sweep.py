@@ -33,13 +33,15 @@ from ._neutral import Neutral
 from .objectives import Quadratic
 from .optimizers import SLOTS, Optimizer
 
-BACKENDS = ("cpu", "dask")
+BACKENDS = ("cpu", "cuda", "dask")
 SPECIAL_AXES = ("x0", "seed")
 """Grid axes that are not hyperparameters: a batch of starting points, noise seeds."""
 
 MAX_CHUNK_SIZE = 1 << 18
+MAX_CUDA_CHUNK_SIZE = 1 << 21
 CHUNK_BYTES = 256 << 20
-"""The default chunk holds at most MAX_CHUNK_SIZE configurations and about CHUNK_BYTES of results."""
+"""The default chunk holds at most MAX_CHUNK_SIZE configurations (MAX_CUDA_CHUNK_SIZE on
+the GPU, where a chunk must fill the device) and about CHUNK_BYTES of results."""
 
 
 @dataclass(eq=False)
@@ -444,7 +446,14 @@ def _empty_outputs(plan: _Plan, count: int) -> dict[str, np.ndarray]:
 
 
 def _run_chunk(plan: _Plan, chunk: int) -> dict[str, np.ndarray]:
-    """Run one chunk of configurations; the outputs are in flat grid order."""
+    """Run one chunk of configurations on the CPU; the outputs are in flat grid order."""
+    return _start_chunk(plan, chunk)()
+
+
+def _start_chunk(plan: _Plan, chunk: int, stream: Any = None) -> Callable[[], dict[str, np.ndarray]]:
+    """Start one chunk: on the CPU (``stream`` None) it runs here and now; with a
+    ``numba.cuda`` stream its kernels are only enqueued there. Returns ``finish``,
+    which waits for the chunk and gives its outputs in flat grid order."""
     lo, hi = _chunk_bounds(plan, chunk)
     flat = np.arange(lo, hi)
     index = np.unravel_index(flat, plan.shape)
@@ -456,11 +465,17 @@ def _run_chunk(plan: _Plan, chunk: int) -> dict[str, np.ndarray]:
             code_of_value = np.array([options.index(plan.value_class(k, val)) for val in plan.axes_list[k]])
             codes.append(code_of_value[index[k]])
         group_of = np.ravel_multi_index(codes, [len(options) for options in plan.choices])
+    finishers = []
     for n, group in enumerate(plan.groups):
         members = np.flatnonzero(group_of == n)
         if members.size:
-            _run_group(plan, group, tuple(ix[members] for ix in index), members, out)
-    return out
+            finishers.append(_start_group(plan, group, tuple(ix[members] for ix in index), members, out, stream))
+
+    def finish() -> dict[str, np.ndarray]:
+        for finish_group in finishers:
+            finish_group()
+        return out
+    return finish
 
 
 def _blocked(column: np.ndarray, nb: int, width: int) -> np.ndarray:
@@ -474,8 +489,10 @@ def _unblocked(arr: np.ndarray, count: int) -> np.ndarray:
     return np.moveaxis(arr, -1, 1).reshape((-1,) + arr.shape[1:-1])[:count]
 
 
-def _run_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], members: np.ndarray,
-               out: dict[str, np.ndarray]) -> None:
+def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], members: np.ndarray,
+                 out: dict[str, np.ndarray], stream: Any) -> Callable[[], None]:
+    """Pack one group's configurations into blocks and run them (CPU) or enqueue
+    them on ``stream`` (CUDA); the returned ``finish`` unpacks the outputs."""
     from .backends import cpu
 
     dt = plan.dtype
@@ -515,17 +532,28 @@ def _run_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], member
     loss_rec = None if plan.every is None else np.full((nb, plan.n_recorded, width), np.nan, dt)
     hit = None if plan.tol is None else np.full((nb, plan.tol.size, width), -1, np.int64)
     tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
-    cpu.run_quadratic(group.representative.rule, x, slots["s"], slots["m"], slots["g_avg"], d, dec, C, like,
-                      plan.objective.A.astype(dt), plan.objective.b.astype(dt), plan.objective.noise, seeds,
-                      plan.objective.f_star, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss,
-                      diverged, hit)
-    out["final_x"][members] = _unblocked(x, count)
-    out["final_loss"][members] = _unblocked(final_loss, count)
-    out["diverged_at"][members] = _unblocked(diverged, count)
-    if loss_rec is not None:
-        out["loss"][members] = _unblocked(loss_rec, count)
-    if hit is not None:
-        out["steps_to_tol"][members] = _unblocked(hit, count)
+    args = (group.representative.rule, x, slots["s"], slots["m"], slots["g_avg"], d, dec, C, like,
+            plan.objective.A.astype(dt), plan.objective.b.astype(dt), plan.objective.noise, seeds,
+            plan.objective.f_star, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
+    if stream is None:
+        cpu.run_quadratic(*args)
+        wait = None
+    else:
+        from .backends import cuda
+
+        wait = cuda.run_quadratic(*args, stream=stream)
+
+    def finish() -> None:
+        if wait is not None:
+            wait()
+        out["final_x"][members] = _unblocked(x, count)
+        out["final_loss"][members] = _unblocked(final_loss, count)
+        out["diverged_at"][members] = _unblocked(diverged, count)
+        if loss_rec is not None:
+            out["loss"][members] = _unblocked(loss_rec, count)
+        if hit is not None:
+            out["steps_to_tol"][members] = _unblocked(hit, count)
+    return finish
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -624,12 +652,13 @@ def result_nbytes(plan: _Plan) -> int:
     return plan.size * _bytes_per_config(plan.objective.dim, plan.dtype, plan.n_recorded, plan.tol)
 
 
-def _default_chunk_size(dim: int, dtype: np.dtype, steps: int, every: int | None, tol: np.ndarray | None) -> int:
+def _default_chunk_size(dim: int, dtype: np.dtype, steps: int, every: int | None, tol: np.ndarray | None,
+                        largest: int = MAX_CHUNK_SIZE) -> int:
     from .backends.cpu import LANES
 
     n_recorded = 0 if every is None else steps // every + 1
     fit = CHUNK_BYTES // _bytes_per_config(dim, dtype, n_recorded, tol)
-    return max(LANES, min(MAX_CHUNK_SIZE, fit) // LANES * LANES)
+    return max(LANES, min(largest, fit) // LANES * LANES)
 
 
 # --------------------------------------------------------------------------- the public function
@@ -704,12 +733,18 @@ def sweep(
         Keep only the final values, the loss at every step, or every k-th step.
     tol : float or sequence of float, optional
         Also find the first step with ``loss - f* < tol`` for each value.
-    backend : "cpu", "dask" or a dask.distributed.Client
-        ``"dask"`` runs chunks on a local cluster of worker processes; a Client
-        runs them on its cluster (``pip install "rmsnum[dask]"``).
+    backend : "cpu", "cuda", "dask" or a dask.distributed.Client
+        ``"cuda"`` runs each chunk on the GPU, one thread per configuration,
+        with the next chunk packed while the previous one runs
+        (``pip install "rmsnum[cuda]"``); results agree with ``"cpu"`` within a
+        few ulp per step (fused multiply-adds). ``"dask"`` runs chunks on a
+        local cluster of worker processes; a Client runs them on its cluster
+        (``pip install "rmsnum[dask]"``).
     chunk_size : int, optional
-        Configurations per chunk; by default up to 262144, fewer when the
-        recorded loss curves of a chunk would pass 256 MiB.
+        Configurations per chunk; by default up to 262144 (2097152 on the
+        GPU), fewer when the recorded loss curves of a chunk would pass 256 MiB.
+        A chunk must fit in GPU memory with room to spare, so a sweep larger
+        than the GPU runs chunk by chunk.
     checkpoint : path, optional
         A directory where each finished chunk is saved atomically; running the
         same sweep again resumes from it. A checkpoint made with different
@@ -767,11 +802,12 @@ def sweep(
     seed_value = v.seed("seed", seed) or 0
     every = _record(record, steps)
     tols = _tolerances(tol)
-    chunk = (_default_chunk_size(objective.dim, dt, steps, every, tols) if chunk_size is None
+    _check_backend(backend)
+    largest = MAX_CUDA_CHUNK_SIZE if isinstance(backend, str) and backend == "cuda" else MAX_CHUNK_SIZE
+    chunk = (_default_chunk_size(objective.dim, dt, steps, every, tols, largest) if chunk_size is None
              else v.integer("chunk_size", chunk_size))
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
-    _check_backend(backend)
     progress = v.boolean("progress", progress)
     plan = _make_plan(optimizer, fixed, axes, objective, start, seed_value, steps, every, tols, dt, chunk)
 
@@ -795,7 +831,8 @@ def sweep(
     client = _dask_client(backend) if todo else None
     bar = _progress_bar(progress, plan.n_chunks, len(done))
     try:
-        for c, outputs in _execute(plan, todo, client):
+        chunks = _execute_cuda(plan, todo) if backend == "cuda" else _execute(plan, todo, client)
+        for c, outputs in chunks:
             if store is not None:
                 store.save(c, outputs)
             _place(plan, out, c, outputs)
@@ -864,11 +901,33 @@ def _execute(plan: _Plan, todo: list[int], client: Any):
         yield futures[future], future.result()
 
 
+def _execute_cuda(plan: _Plan, todo: list[int]):
+    """Yield (chunk, outputs) from the GPU, two chunks in flight on two streams:
+    while one chunk's kernels run and its results stream back, the host packs
+    the next one."""
+    from numba import cuda
+
+    streams = [cuda.stream(), cuda.stream()]
+    pending: list[tuple[int, Callable]] = []
+    for k, c in enumerate(todo):
+        pending.append((c, _start_chunk(plan, c, streams[k % 2])))
+        if len(pending) == 2:
+            c0, finish = pending.pop(0)
+            yield c0, finish()
+    for c0, finish in pending:
+        yield c0, finish()
+
+
 def _check_backend(backend: Any) -> None:
     if isinstance(backend, str):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} or a dask.distributed.Client, got {backend!r}")
         if backend == "cpu":
+            return
+        if backend == "cuda":
+            from .backends import cuda
+
+            cuda.require()
             return
     try:
         from dask.distributed import Client
@@ -879,8 +938,8 @@ def _check_backend(backend: Any) -> None:
 
 
 def _dask_client(backend: Any):
-    """None for the cpu backend, the given Client, or a Client of a new local cluster."""
-    if isinstance(backend, str) and backend == "cpu":
+    """None for the cpu and cuda backends, the given Client, or a Client of a new local cluster."""
+    if isinstance(backend, str) and backend in ("cpu", "cuda"):
         return None
     from dask.distributed import Client, LocalCluster
 

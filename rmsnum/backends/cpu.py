@@ -55,6 +55,11 @@ each step together in SIMD lanes. A single trajectory runs in a serial
 instance with one lane."""
 
 
+def _step_template(x, g, s, m, a, r1, r2, c):
+    for i in prange(x.size):
+        _update(x, g, i, s, m, a, r1, r2, c)
+
+
 _jit = functools.partial(numba.njit, error_model="numpy")
 _gaussian = compile_plain(rules.gaussian, _jit)
 _debias = compile_plain(rules.debias, _jit)

@@ -39,6 +39,7 @@ from numba.extending import overload
 
 from .. import rules
 from .._neutral import ONE, ZERO, Neutral
+from .._validation import on_device
 from ._compile import compile_plain, rebind
 from ._parts import _gather, _get, _lane_value, _store, _update
 
@@ -79,31 +80,33 @@ def require() -> None:
     raise RuntimeError(reason)
 
 
-def is_device_array(obj: Any) -> bool:
-    """Whether ``obj`` lives on a CUDA device (numba, CuPy, PyTorch, ...)."""
-    return hasattr(obj, "__cuda_array_interface__")
-
-
 def view(name: str, obj: Any, *, writeable: bool = False):
-    """A zero-copy numba view of a device array, checked: float32/float64,
+    """A zero-copy Numba view of a device array, checked: float32/float64,
     C-contiguous and, when asked, writeable."""
-    if not is_device_array(obj):
+    if not on_device(obj):
         raise TypeError(f"{name} must be a CUDA device array like x, got {type(obj).__name__}")
-    interface = obj.__cuda_array_interface__
-    arr = cuda.as_cuda_array(obj)
+    interface = getattr(obj, "__cuda_array_interface__", None)
+    arr = obj if interface is None else cuda.as_cuda_array(obj)  # simulator arrays have no interface
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
     if not arr.is_c_contiguous():
         raise ValueError(f"{name} must be C-contiguous")
-    if writeable and interface["data"][1]:
+    if writeable and interface is not None and interface["data"][1]:
         raise ValueError(f"{name} must be writeable (it is updated in place), got a read-only device array")
     return arr
 
 
+def _extent(arr) -> tuple[int, int]:
+    interface = getattr(arr, "__cuda_array_interface__", None)
+    if interface is None:  # the simulator's arrays wrap a NumPy array
+        return np.lib.array_utils.byte_bounds(arr._ary)
+    return interface["data"][0], interface["data"][0] + arr.nbytes
+
+
 def share_memory(a, b) -> bool:
     """Whether two device arrays' byte ranges overlap."""
-    lo_a, lo_b = a.__cuda_array_interface__["data"][0], b.__cuda_array_interface__["data"][0]
-    return lo_a < lo_b + b.nbytes and lo_b < lo_a + a.nbytes
+    (lo_a, hi_a), (lo_b, hi_b) = _extent(a), _extent(b)
+    return lo_a < hi_b and lo_b < hi_a
 
 
 def _fill_template(arr, value):
