@@ -559,8 +559,9 @@ def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], memb
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _fingerprint(plan: _Plan, name: str) -> str:
-    """A digest of every argument that changes the result or the chunking."""
+def _fingerprint(plan: _Plan, name: str, arithmetic: str) -> str:
+    """A digest of every argument that changes the result or the chunking;
+    ``arithmetic`` is "cpu" (shared by the dask backend, bit for bit) or "cuda"."""
     from . import __version__
 
     h = hashlib.sha256()
@@ -575,7 +576,7 @@ def _fingerprint(plan: _Plan, name: str) -> str:
 
     for item in (__version__, name, sorted(plan.fixed.items()), list(plan.axes), *plan.axes.values(),
                  plan.objective.A, plan.objective.b, plan.objective.noise, plan.x0, plan.seed, plan.steps,
-                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size):
+                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size, arithmetic):
         add(item)
     return h.hexdigest()
 
@@ -820,7 +821,8 @@ def sweep(
             "or split the grid into several sweeps, each with its own checkpoint= file"
         )
 
-    store = None if checkpoint is None else _Checkpoint(checkpoint, _fingerprint(plan, name), plan.n_chunks)
+    arithmetic = "cuda" if backend == "cuda" else "cpu"
+    store = None if checkpoint is None else _Checkpoint(checkpoint, _fingerprint(plan, name, arithmetic), plan.n_chunks)
     out = _empty_outputs(plan, plan.size)
     done = set()
     if store is not None:

@@ -54,3 +54,26 @@ def dtype(request):
 
 # float64 ~1e-12 relative, float32 ~1e-5 relative (DESIGN.md).
 RTOL = {"float64": 1e-12, "float32": 1e-5}
+
+
+def _cuda_runtime():
+    """"simulator", "gpu", or None when the CUDA backend cannot run here."""
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM:
+        return "simulator"
+    from rmsnum.backends import cuda
+
+    return "gpu" if cuda.missing() is None else None
+
+
+def pytest_collection_modifyitems(config, items):
+    marked = [item for item in items if "gpu" in item.keywords or "cuda" in item.keywords]
+    if not marked:
+        return
+    runtime = _cuda_runtime()
+    for item in marked:
+        if "gpu" in item.keywords and runtime != "gpu":
+            item.add_marker(pytest.mark.skip(reason="needs a real CUDA GPU"))
+        elif runtime is None:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU or NUMBA_ENABLE_CUDASIM=1"))

@@ -1,0 +1,370 @@
+"""The CUDA backend, against the CPU backend.
+
+- Unmarked tests run everywhere: importing rmsnum never touches CUDA, and a
+  missing numba-cuda or GPU gives a clear error.
+- ``cuda`` tests run the backend on a GPU or under the CUDA simulator (CI runs
+  ``NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py``). The
+  simulator runs the kernels as Python with IEEE arithmetic, so results equal
+  the CPU's bit for bit; on a GPU, NVVM contracts multiply-adds into FMAs and a
+  step may differ by up to 4 ulp.
+- ``gpu`` tests need a real device.
+- The PTX test compiles the kernels for compute capability 9.0 with
+  ``numba.cuda.compile_ptx`` (numba-cuda with the toolkit wheels, no GPU needed).
+"""
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import OPTIMIZERS, RTOL
+from numba.core import config
+
+import rmsnum as rn
+from rmsnum.backends import cpu
+from rmsnum.backends import cuda as cuda_backend
+
+SIMULATOR = config.ENABLE_CUDASIM
+ULPS = 0 if SIMULATOR else 4
+
+# Under the simulator the kernels run as Python on NumPy scalars, which warn on
+# float overflow (diverging runs) and on the noise hash's intended uint64 wraparound.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def assert_ulps(actual, expected, ulps=ULPS):
+    """Equal within ``ulps`` units in the last place (NaNs and infinities must match exactly)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    exact = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
+    finite = np.isfinite(expected) & np.isfinite(actual)
+    close = finite & (np.abs(actual - expected) <= ulps * np.spacing(np.abs(expected)))
+    assert np.all(exact | close), f"differs by more than {ulps} ulp:\n{actual}\n{expected}"
+
+
+def assert_close_run(actual, expected, dtype):
+    """Whole trajectories: bit for bit under the simulator; on a GPU the per-step ulps
+    may compound, so a relative tolerance on the scale of the run."""
+    if SIMULATOR:
+        assert_ulps(actual, expected, 0)
+    else:
+        scale = np.nanmax(np.abs(expected)) if np.isfinite(expected).any() else 1.0
+        np.testing.assert_allclose(actual, expected, rtol=100 * RTOL[dtype], atol=100 * RTOL[dtype] * scale)
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    """Launches of several small blocks, and step threads that stride over several elements."""
+    monkeypatch.setattr(cuda_backend, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(cuda_backend, "STEP_BLOCKS", 2)
+
+
+# --------------------------------------------------------------------------- everywhere
+
+
+def test_importing_and_using_the_cpu_never_touches_cuda():
+    code = (
+        "import sys, numpy as np, rmsnum as rn\n"
+        "rn.simulate(rn.RMSProp(lr=0.4), rn.quadratic_2d(), (-5, -2), 3)\n"
+        "x = np.ones(3); opt = rn.RMSProp(lr=0.1); opt.step(x, x.copy(), opt.init(x))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('numba.cuda', 'numba_cuda', 'cuda'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def no_simulator(monkeypatch):
+    monkeypatch.setattr(config, "ENABLE_CUDASIM", False)
+
+
+def _find_spec_without(monkeypatch, present: bool):
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        if name == "numba_cuda":
+            return real("numpy") if present else None
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+class DeviceLike:
+    """Claims to be a device array (only the interface's presence is checked first)."""
+
+    __cuda_array_interface__ = {"shape": (2,), "typestr": "<f8", "data": (0, False), "version": 3}
+
+
+CUDA_CALLS = {
+    "sweep": lambda: rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 5, {"lr": [0.1]}, backend="cuda"),
+    "simulate": lambda: rn.simulate(rn.RMSProp(lr=0.1), rn.quadratic_2d(), (-5, -2), 5, backend="cuda"),
+    "init": lambda: rn.RMSProp(lr=0.1).init(DeviceLike()),
+    "step": lambda: rn.RMSProp(lr=0.1).step(DeviceLike(), DeviceLike(), None),
+}
+
+
+@pytest.mark.parametrize("call", list(CUDA_CALLS))
+def test_without_numba_cuda_the_error_says_how_to_install_it(call, monkeypatch, no_simulator, tmp_path):
+    _find_spec_without(monkeypatch, present=False)
+    with pytest.raises(ImportError, match=r'numba-cuda package, which is not installed: pip install "rmsnum\[cuda\]"'):
+        CUDA_CALLS[call]()
+
+
+@pytest.mark.parametrize("call", list(CUDA_CALLS))
+def test_without_a_gpu_the_error_says_so(call, monkeypatch, no_simulator):
+    _find_spec_without(monkeypatch, present=True)
+    monkeypatch.setattr(cuda_backend.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="found no usable NVIDIA GPU"):
+        CUDA_CALLS[call]()
+
+
+def test_a_failed_cuda_sweep_creates_no_checkpoint(monkeypatch, no_simulator, tmp_path):
+    _find_spec_without(monkeypatch, present=False)
+    with pytest.raises(ImportError):
+        rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 5, {"lr": [0.1]}, backend="cuda",
+                 checkpoint=tmp_path / "ck")
+    assert not (tmp_path / "ck").exists()
+
+
+# --------------------------------------------------------------------------- on the device (or simulator)
+
+cuda = pytest.mark.cuda
+
+
+def _device(arr):
+    return cuda_backend.cuda.to_device(arr)
+
+
+def _host(arr):
+    return arr.copy_to_host()
+
+
+@cuda
+def test_step_matches_the_cpu_step(optimizer, dtype):
+    """Each step starts the device from the CPU's values, so differences do not compound."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 7)).astype(dtype)  # 21 elements over 2 blocks of 4 threads
+    state = optimizer.init(x)
+    for _ in range(4):
+        g = (rng.normal(size=x.shape) + x).astype(dtype)
+        d_x, d_g = _device(x), _device(g)
+        d_state = optimizer.init(d_x)
+        for slot in state.slots:
+            setattr(d_state, slot, _device(getattr(state, slot)))
+        d_state.t, d_state.d1, d_state.d2 = state.t, state.d1, state.d2
+        optimizer.step(d_x, d_g, d_state)
+        optimizer.step(x, g, state)
+        assert_ulps(_host(d_x), x)
+        for slot in state.slots:
+            assert_ulps(_host(getattr(d_state, slot)), getattr(state, slot))
+        assert (d_state.t, d_state.d1, d_state.d2) == (state.t, state.d1, state.d2)
+
+
+@cuda
+def test_init_puts_the_state_on_the_device(dtype):
+    opt = rn.RMSProp(lr=0.1, momentum=0.9, centered=True, initial_s=0.5)
+    state = opt.init(_device(np.zeros((2, 5), dtype)))
+    assert state.slots == ("s", "m", "g_avg")
+    np.testing.assert_array_equal(_host(state.s), np.full((2, 5), 0.5, dtype))
+    np.testing.assert_array_equal(_host(state.m), np.zeros((2, 5), dtype))
+    assert _host(state.s).dtype == np.dtype(dtype) and state.d1.dtype == np.dtype(dtype)
+
+
+@cuda
+def test_step_rejects_bad_device_input_before_touching_anything():
+    opt = rn.RMSProp(lr=0.1, momentum=0.5)
+    x = np.arange(6, dtype=np.float64)
+    d_x, d_g = _device(x), _device(x + 1)
+    state = opt.init(d_x)
+    host_state = opt.init(x)
+    aliased = opt.init(d_x)
+    aliased.s = d_x
+    cases = [
+        ((d_x, x + 1, state), TypeError, "g must be a CUDA device array like x"),
+        ((d_x, _device(np.ones(5)), state), ValueError, "g must have the shape of x"),
+        ((d_x, _device(np.ones(6, np.float32)), state), TypeError, "g must have the dtype of x"),
+        ((_device(np.arange(6)), _device(np.arange(6)), state), TypeError, "x must be float32 or float64"),
+        ((_device(np.zeros((2, 6)))[:, ::2], _device(np.zeros((2, 3))), state), ValueError, "C-contiguous"),
+        ((d_x, d_g, host_state), ValueError, "state.s must be a CUDA device array like x"),
+        ((d_x, d_g, aliased), ValueError, "state.s shares memory with x"),
+        ((d_x, d_g, rn.Adam(lr=0.1).init(d_x)), ValueError, "state belongs to another optimizer"),
+        ((d_x, d_g, None), TypeError, "state must be an OptimizerState"),
+    ]
+    for args, error, message in cases:
+        with pytest.raises(error, match=message):
+            opt.step(*args)
+    np.testing.assert_array_equal(_host(d_x), x)
+    assert state.t == 0 and not _host(state.s).any() and not _host(state.m).any()
+
+
+@cuda
+def test_simulate_matches_the_cpu(optimizer, dtype):
+    gpu = rn.simulate(optimizer, rn.quadratic_2d(), (-5, -2), 25, dtype=dtype, backend="cuda")
+    ref = rn.simulate(optimizer, rn.quadratic_2d(), (-5, -2), 25, dtype=dtype)
+    assert gpu.diverged_at == ref.diverged_at and gpu.provenance["backend"] == "cuda"
+    assert_close_run(gpu.x, ref.x, dtype)
+    assert_close_run(gpu.loss, ref.loss, dtype)
+    for slot in ref.state.slots:
+        assert_close_run(getattr(gpu.state, slot), getattr(ref.state, slot), dtype)
+    assert (gpu.state.t, gpu.state.d1.dtype) == (ref.state.t, ref.state.d1.dtype)
+
+
+@cuda
+def test_simulate_the_chapters_run():
+    traj = rn.simulate(rn.RMSProp(lr=0.4, gamma=0.9), rn.quadratic_2d(), (-5, -2), 20, backend="cuda")
+    assert traj.x[-1, 0] == pytest.approx(-0.010598672134113715, rel=1e-15 if SIMULATOR else 1e-13)
+    assert abs(traj.x[-1, 1]) < 1e-12
+
+
+@cuda
+def test_simulate_noisy_dense_quadratic_and_divergence(dtype):
+    A = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 0.5]])
+    noisy = rn.Quadratic(A, b=np.array([1.0, 0.0, -1.0]), noise=0.3)
+    for opt, objective, steps in [(rn.RMSProp(lr=0.05, centered=True), noisy, 30),
+                                  (rn.SGD(lr=3.0), rn.quadratic_2d(), 200)]:
+        gpu = rn.simulate(opt, objective, np.ones(objective.dim), steps, seed=7, dtype=dtype, backend="cuda")
+        ref = rn.simulate(opt, objective, np.ones(objective.dim), steps, seed=7, dtype=dtype)
+        assert gpu.diverged_at == ref.diverged_at
+        assert_close_run(gpu.x[: (ref.diverged_at or steps) + 1], ref.x[: (ref.diverged_at or steps) + 1], dtype)
+    assert ref.diverged_at is not None and np.isnan(gpu.x[-1]).all()
+
+
+SWEEP_GRID = {"lr": [0.01, 0.4, 40.0], "gamma": [0.9, 1.0], "centered": [False, True], "momentum": [0.0, 0.9]}
+
+
+def _compare_sweeps(gpu, ref, dtype):
+    np.testing.assert_array_equal(gpu.diverged_at, ref.diverged_at)  # the same divergence map, always
+    for name in ("final_x", "final_loss", "loss"):
+        if getattr(ref, name) is not None:
+            assert_close_run(getattr(gpu, name), getattr(ref, name), dtype)
+    if ref.steps_to_tol is not None:
+        if SIMULATOR:
+            np.testing.assert_array_equal(gpu.steps_to_tol, ref.steps_to_tol)
+        else:  # a crossing can move by a step when the loss sits on the tolerance
+            assert np.abs(gpu.steps_to_tol - ref.steps_to_tol).max() <= 1
+
+
+@cuda
+def test_sweep_matches_the_cpu_in_several_chunks(dtype):
+    kwargs = dict(record=5, tol=[1e-2, 1e-4], chunk_size=5, progress=False, dtype=dtype)
+    gpu = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 30, SWEEP_GRID, backend="cuda", **kwargs)
+    ref = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 30, SWEEP_GRID, **kwargs)
+    assert gpu.provenance["backend"] == "cuda"
+    assert ref.diverged.any() and not ref.diverged.all()
+    _compare_sweeps(gpu, ref, dtype)
+
+
+@cuda
+def test_sweep_with_start_and_seed_axes_on_a_noisy_quadratic():
+    grid = {"x0": [[-5.0, -2.0], [1.0, 1.0], [3.0, -1.0]], "seed": [0, 1], "beta2": [0.5, 0.999]}
+    kwargs = dict(record="final", progress=False, chunk_size=4)
+    noisy = rn.quadratic_2d(noise=0.2)
+    gpu = rn.sweep(rn.Adam, noisy, None, 20, grid, fixed={"lr": 0.1}, backend="cuda", **kwargs)
+    ref = rn.sweep(rn.Adam, noisy, None, 20, grid, fixed={"lr": 0.1}, **kwargs)
+    _compare_sweeps(gpu, ref, "float64")
+
+
+@cuda
+def test_sweep_checkpoints_resume_on_the_gpu_and_are_not_mixed_with_cpu_ones(tmp_path):
+    grid = {"lr": [0.05, 0.1, 0.2, 0.4, 0.8], "gamma": [0.5, 0.9]}
+    kwargs = dict(chunk_size=3, progress=False)
+    first = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 15, grid, backend="cuda",
+                     checkpoint=tmp_path / "gpu", **kwargs)
+    chunks = sorted((tmp_path / "gpu").glob("chunk-*.npz"))
+    assert len(chunks) == 4
+    chunks[1].unlink()
+    again = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 15, grid, backend="cuda",
+                     checkpoint=tmp_path / "gpu", **kwargs)
+    np.testing.assert_array_equal(again.final_x, first.final_x)
+    assert len(list((tmp_path / "gpu").glob("chunk-*.npz"))) == 4
+    rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 15, grid, checkpoint=tmp_path / "cpu", **kwargs)
+    with pytest.raises(ValueError, match="checkpoint"):
+        rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 15, grid, backend="cuda",
+                 checkpoint=tmp_path / "cpu", **kwargs)
+
+
+# --------------------------------------------------------------------------- PTX
+
+
+def _kernel_arguments(opt, dtype):
+    """Arguments of a 2-D sweep kernel launch (one block of 4 lanes) and of a step."""
+    dt = np.dtype(dtype)
+    w, n = 4, 2
+    blocked = lambda *shape: np.zeros((1, *shape, w), dt)  # noqa: E731
+    C, like = cpu.coefficient_table([opt.coefficients(dt)], dt)
+    decays = opt.decays(dt)
+    slots = [blocked(n) if slot in opt.slots else None for slot in ("s", "m", "g_avg")]
+    sweep = (blocked(n), *slots, None if decays is None else blocked(2), None if decays is None else blocked(4),
+             np.zeros((1, C.shape[0], w), dt), np.ones(n, dt), np.zeros(n, dt), dt.type(1), dt.type(0.5),
+             dt.type(0), None, dt.type(0), np.zeros(1, dt), 10, 1, blocked(11), None, np.zeros((1, w), dt),
+             np.zeros((1, w), np.int64), np.zeros((1, 1, w), np.int64))
+    numeric = tuple(c for c in opt.coefficients(dt) if not isinstance(c, rn._neutral.Neutral)) or (dt.type(1),)
+    step = (np.zeros(8, dt), np.zeros(8, dt), *[np.zeros(8, dt) if s is not None else None for s in slots],
+            dt.type(1), dt.type(1), numeric)
+    return like, sweep, step
+
+
+def _ptx(dispatcher, args):
+    from numba import typeof
+    from numba.core import types
+
+    from numba import cuda
+
+    sig = tuple(types.none if a is None else typeof(a) for a in args)
+    ptx, _ = cuda.compile_ptx(dispatcher.py_func, sig, cc=(9, 0))
+    return ptx
+
+
+@pytest.mark.skipif(SIMULATOR or importlib.util.find_spec("numba_cuda") is None,
+                    reason="needs numba-cuda (with its toolkit wheels) and not the simulator")
+def test_float32_kernels_have_no_float64_instructions(monkeypatch):
+    import numba.cuda.dispatcher
+
+    class Hopper:
+        compute_capability = (9, 0)
+
+    # compile_ptx asks the (absent) driver for the current device when a kernel
+    # calls device functions; the target is given by cc= anyway.
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
+    try:
+        _ptx(cuda_backend._fill, (np.zeros(2, np.float32), np.float32(0)))
+    except Exception as err:  # no NVVM in this environment
+        pytest.skip(f"numba.cuda.compile_ptx cannot run here: {err}")
+    for name, opt in OPTIMIZERS.items():
+        for dtype in ("float32", "float64"):
+            like, sweep_args, step_args = _kernel_arguments(opt, dtype)
+            pattern = cuda_backend._pattern(like)
+            sweep_ptx = _ptx(cuda_backend._run_quadratic_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args)
+            step_ptx = _ptx(cuda_backend._step_kernel(opt.rule, pattern), step_args)
+            for kind, ptx in (("sweep", sweep_ptx), ("step", step_ptx)):
+                f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
+                if dtype == "float32":
+                    assert not f64, f"{name} {kind} float32 kernel uses float64: {f64[:3]}"
+                else:
+                    assert f64, "the check must see float64 instructions in float64 kernels"
+            assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
+
+
+# --------------------------------------------------------------------------- real GPU only
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("library", ["cupy", "torch"])
+def test_arrays_of_other_libraries_are_stepped_in_place(library):
+    lib = pytest.importorskip(library)
+    host = np.linspace(-1, 1, 1000)
+    if library == "torch":
+        x, g = lib.tensor(host, device="cuda"), lib.tensor(2 * host, device="cuda")
+        pointer = x.data_ptr()
+    else:
+        x, g = lib.asarray(host), lib.asarray(2 * host)
+        pointer = x.data.ptr
+    opt = rn.RMSProp(lr=0.01)
+    state = opt.init(x)
+    opt.step(x, g, state)
+    ref, ref_g = host.copy(), 2 * host
+    opt.step(ref, ref_g, opt.init(ref))
+    result = x.cpu().numpy() if library == "torch" else lib.asnumpy(x)
+    assert_ulps(result, ref)
+    assert (x.data_ptr() if library == "torch" else x.data.ptr) == pointer
