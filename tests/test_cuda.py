@@ -230,6 +230,34 @@ def test_simulate_noisy_dense_quadratic_and_divergence(dtype):
     assert ref.diverged_at is not None and np.isnan(gpu.x[-1]).all()
 
 
+@cuda
+def test_large_quadratics_run_one_block_per_configuration(dtype):
+    """Above WIDE_DIM coordinates the threads of a block share one configuration's coordinates;
+    the value is reduced in a tree, so the loss may differ from the CPU's in the last bits."""
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(18, 18))
+    dense = rn.Quadratic(M @ M.T / 18 + np.eye(18), b=np.ones(18))
+    diagonal = rn.Quadratic(np.linspace(0.1, 4.0, 20), noise=0.1)
+    assert min(dense.dim, diagonal.dim) > cuda_backend.WIDE_DIM
+    runs = [(rn.RMSProp(lr=0.05, momentum=0.5, centered=True), dense, 8), (rn.Adam(lr=0.1), diagonal, 8),
+            (rn.SGD(lr=1e8), diagonal, 30)]  # the last leaves the quadratic
+    for opt, objective, steps in runs:
+        gpu = rn.simulate(opt, objective, np.ones(objective.dim), steps, seed=2, dtype=dtype, backend="cuda")
+        ref = rn.simulate(opt, objective, np.ones(objective.dim), steps, seed=2, dtype=dtype)
+        assert gpu.diverged_at == ref.diverged_at
+        assert_close_run(gpu.x, ref.x, dtype)
+        np.testing.assert_allclose(gpu.loss, ref.loss, rtol=50 * np.finfo(dtype).eps)
+    assert ref.diverged_at is not None
+    grid = {"lr": [0.1, 1e8], "momentum": [0.0, 0.5]}
+    gpu = rn.sweep(rn.RMSProp, diagonal, np.ones(20), 6, grid, fixed={"gamma": 1.0, "eps": 1e-30},
+                   backend="cuda", chunk_size=3, record=2, progress=False, dtype=dtype)
+    ref = rn.sweep(rn.RMSProp, diagonal, np.ones(20), 6, grid, fixed={"gamma": 1.0, "eps": 1e-30},
+                   chunk_size=3, record=2, progress=False, dtype=dtype)
+    np.testing.assert_array_equal(gpu.diverged_at, ref.diverged_at)
+    assert_close_run(gpu.final_x, ref.final_x, dtype)
+    np.testing.assert_allclose(gpu.loss, ref.loss, rtol=50 * np.finfo(dtype).eps)
+
+
 SWEEP_GRID = {"lr": [0.01, 0.4, 40.0], "gamma": [0.9, 1.0], "centered": [False, True], "momentum": [0.0, 0.9]}
 
 
@@ -344,6 +372,10 @@ def test_float32_kernels_have_no_float64_instructions(monkeypatch):
                 else:
                     assert f64, "the check must see float64 instructions in float64 kernels"
             assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
+            if name in ("rmsprop-everything", "adam", "sgd"):
+                wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, pattern, 128, np.dtype(dtype))
+                wide_ptx = _ptx(wide, (*sweep_args, sweep_args[0]))
+                assert (".f64" in wide_ptx) == (dtype == "float64"), f"{name} wide {dtype}"
 
 
 # --------------------------------------------------------------------------- real GPU only

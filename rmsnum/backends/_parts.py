@@ -86,53 +86,44 @@ def _gather_impl(C, j, like):
     return namespace["gather"]
 
 
+def _row(A, x, i, j, n):
+    """(A @ x[:, j])[i], summed over coordinates in order; a 1-D A is a diagonal."""
+    if A.ndim == 1:
+        return A[i] * x[i, j]
+    ax = A[i, 0] * x[0, j]
+    for k in range(1, n):
+        ax += A[i, k] * x[k, j]
+    return ax
+
+
+@overload(_row)
+def _row_impl(A, x, i, j, n):
+    if A.ndim == 1:
+        return lambda A, x, i, j, n: A[i] * x[i, j]
+
+    def dense(A, x, i, j, n):
+        ax = A[i, 0] * x[0, j]
+        for k in range(1, n):
+            ax += A[i, k] * x[k, j]
+        return ax
+    return dense
+
+
 def _lane_value(A, b, x, g, j, n, half):
     """For lane (column) j of x: g[:, j] <- A @ x[:, j] - b; return the value
-    1/2 x.(A x) - b.x, both sums accumulated over coordinates in order.
-    A 1-D A is a diagonal."""
-    quad = lin = None
-    for i in range(n):
-        if A.ndim == 1:
-            ax = A[i] * x[i, j]
-        else:
-            ax = A[i, 0] * x[0, j]
-            for k in range(1, n):
-                ax += A[i, k] * x[k, j]
+    1/2 x.(A x) - b.x, both sums accumulated over coordinates in order."""
+    ax = _row(A, x, 0, j, n)
+    g[0, j] = ax - b[0]
+    quad = x[0, j] * ax
+    lin = b[0] * x[0, j]
+    for i in range(1, n):
+        ax = _row(A, x, i, j, n)
         g[i, j] = ax - b[i]
-        quad = x[i, j] * ax if i == 0 else quad + x[i, j] * ax
-        lin = b[i] * x[i, j] if i == 0 else lin + b[i] * x[i, j]
+        quad += x[i, j] * ax
+        lin += b[i] * x[i, j]
     return half * quad - lin
 
 
 @overload(_lane_value)
 def _lane_value_impl(A, b, x, g, j, n, half):
-    if A.ndim == 1:
-        def diagonal(A, b, x, g, j, n, half):
-            ax = A[0] * x[0, j]
-            g[0, j] = ax - b[0]
-            quad = x[0, j] * ax
-            lin = b[0] * x[0, j]
-            for i in range(1, n):
-                ax = A[i] * x[i, j]
-                g[i, j] = ax - b[i]
-                quad += x[i, j] * ax
-                lin += b[i] * x[i, j]
-            return half * quad - lin
-        return diagonal
-
-    def dense(A, b, x, g, j, n, half):
-        quad = x[0, j]
-        lin = x[0, j]
-        for i in range(n):
-            ax = A[i, 0] * x[0, j]
-            for k in range(1, n):
-                ax += A[i, k] * x[k, j]
-            g[i, j] = ax - b[i]
-            if i == 0:
-                quad = x[0, j] * ax
-                lin = b[0] * x[0, j]
-            else:
-                quad += x[i, j] * ax
-                lin += b[i] * x[i, j]
-        return half * quad - lin
-    return dense
+    return _lane_value  # the Python body; _row specialises on A

@@ -7,7 +7,9 @@ backend, compiled as device functions; no second copy of the math. Kernels:
   loop over elements.
 - ``run_quadratic``: whole trajectories on a quadratic, one thread per
   configuration with x, the gradient and the state in registers (local arrays
-  of the compile-time dimension). It takes the blocked layout of
+  of the compile-time dimension); above :data:`WIDE_DIM` coordinates, one
+  block per configuration whose threads share the coordinates (a single
+  trajectory of a large quadratic then runs one thread per element). It takes the blocked layout of
   :func:`rmsnum.backends.cpu.run_quadratic` (blocks, ..., lanes), so consecutive
   threads read consecutive lanes (coalesced) and the host side of a sweep is
   shared by both backends. :func:`rmsnum.simulate` is this kernel with one
@@ -41,13 +43,17 @@ from .. import rules
 from .._neutral import ONE, ZERO, Neutral
 from .._validation import on_device
 from ._compile import compile_plain, rebind
-from ._parts import _gather, _get, _lane_value, _store, _update
+from ._parts import _gather, _get, _lane_value, _row, _store, _update
 
 THREADS_PER_BLOCK = 128
-"""Threads per CUDA block of every kernel (tests lower it so launches span several blocks)."""
+"""Threads per CUDA block of every kernel, a power of 2 (tests lower it so launches span several blocks)."""
 
 STEP_BLOCKS = 8192
 """At most this many blocks for ``step``; each thread strides over the rest."""
+
+WIDE_DIM = 16
+"""Quadratics with more coordinates than this run one CUDA block per configuration, its
+threads sharing the coordinates, instead of one thread per configuration."""
 
 INSTALL_HINT = 'pip install "rmsnum[cuda]" (numba-cuda with the CUDA 13 toolkit wheels)'
 
@@ -236,6 +242,88 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds
     _store(d, (blk, 1, j), d2)
 
 
+def _run_quadratic_wide_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
+                                 loss_rec, x_rec, final_loss, diverged, hit, g):
+    """One block of THREADS threads (a power of 2) runs one configuration, each thread
+    a share of the coordinates; x, g (scratch) and the state stay in global memory.
+    The value is reduced in a tree, so it may differ from the CPU's in the last bits."""
+    cfg = cuda.blockIdx.x
+    w = x.shape[2]
+    blk = cfg // w
+    j = cfg - blk * w
+    tid = cuda.threadIdx.x
+    n = x.shape[1]
+    xb = x[blk]
+    gb = g[blk]
+    sb = _get(s, blk, None)
+    mb = _get(m, blk, None)
+    ab = _get(a, blk, None)
+    quad = cuda.shared.array(THREADS, DTYPE)  # noqa: F821 - bound per instance
+    lin = cuda.shared.array(THREADS, DTYPE)  # noqa: F821
+    c = _gather(C[blk], j, LIKE)  # noqa: F821
+    d1 = _get(d, (blk, 0, j), one)
+    d2 = _get(d, (blk, 1, j), one)
+    b1 = _get(dec, (blk, 0, j), one)
+    omb1 = _get(dec, (blk, 1, j), one)
+    b2 = _get(dec, (blk, 2, j), one)
+    omb2 = _get(dec, (blk, 3, j), one)
+    zero = one - one
+    div = -1
+    value = one
+    for t in range(steps + 1):
+        q = zero
+        lsum = zero
+        for i in range(tid, n, THREADS):  # noqa: F821
+            ax = _row(A, xb, i, j, n)
+            gb[i, j] = ax - b[i]
+            q += xb[i, j] * ax
+            lsum += b[i] * xb[i, j]
+        quad[tid] = q
+        lin[tid] = lsum
+        cuda.syncthreads()
+        half_width = THREADS // 2  # noqa: F821
+        while half_width > 0:
+            if tid < half_width:
+                quad[tid] += quad[tid + half_width]
+                lin[tid] += lin[tid + half_width]
+            cuda.syncthreads()
+            half_width //= 2
+        value = half * quad[0] - lin[0]
+        if tid == 0 and loss_rec is not None and t % every == 0:
+            loss_rec[blk, t // every, j] = value
+        if x_rec is not None and t % every == 0:
+            for i in range(tid, n, THREADS):  # noqa: F821
+                x_rec[blk, t // every, i, j] = xb[i, j]
+        if not math.isfinite(value):  # the same value in every thread: they all stop
+            div = t
+            break
+        if tid == 0 and hit is not None:
+            for k in range(tol.size):
+                if hit[blk, k, j] < 0 and value - fstar < tol[k]:
+                    hit[blk, k, j] = t
+        if t == steps:
+            break
+        if seeds is not None:
+            for i in range(tid, n, THREADS):  # noqa: F821
+                gb[i, j] = gb[i, j] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
+        if d is None:
+            for i in range(tid, n, THREADS):  # noqa: F821
+                _update(xb, gb, (i, j), sb, mb, ab, ONE, ONE, c)
+        else:
+            d1 = _debias(d1, b1, omb1)
+            d2 = _debias(d2, b2, omb2)
+            r1 = one / d1
+            r2 = one / d2
+            for i in range(tid, n, THREADS):  # noqa: F821
+                _update(xb, gb, (i, j), sb, mb, ab, r1, r2, c)
+        cuda.syncthreads()  # every coordinate is updated before the next gradient reads it
+    if tid == 0:
+        final_loss[blk, j] = value
+        diverged[blk, j] = div
+        _store(d, (blk, 0, j), d1)
+        _store(d, (blk, 1, j), d2)
+
+
 @functools.cache
 def _step_kernel(rule: Callable, pattern: tuple) -> Callable:
     parts = _device_parts(rule)
@@ -246,6 +334,13 @@ def _step_kernel(rule: Callable, pattern: tuple) -> Callable:
 def _run_quadratic_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dtype) -> Callable:
     parts = _device_parts(rule)
     fn = rebind(_run_quadratic_template, LIKE=pattern, DIM=dim, DTYPE=dtype.type, **parts)
+    return cuda.jit(fn)
+
+
+@functools.cache
+def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dtype: np.dtype) -> Callable:
+    parts = _device_parts(rule)
+    fn = rebind(_run_quadratic_wide_template, LIKE=pattern, THREADS=threads, DTYPE=dtype.type, **parts)
     return cuda.jit(fn)
 
 
@@ -290,12 +385,17 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
             dev[name] = cuda.device_array(arr.shape, arr.dtype, stream=stream)
         else:
             dev[name] = cuda.to_device(np.ascontiguousarray(arr), stream=stream)
-    kernel = _run_quadratic_kernel(rule, _pattern(like), x.shape[1], x.dtype)
-    threads = x.shape[0] * x.shape[2]
-    kernel[-(-threads // THREADS_PER_BLOCK), THREADS_PER_BLOCK, stream](
-        dev["x"], dev["s"], dev["m"], dev["a"], dev["d"], dev["dec"], dev["C"], dev["A"], dev["b"], dt(1),
-        dt(0.5), dt(sigma), dev["seeds"], dt(fstar), dev["tol"], steps, every, dev["loss_rec"], dev["x_rec"],
-        dev["final_loss"], dev["diverged"], dev["hit"])
+    args = (dev["x"], dev["s"], dev["m"], dev["a"], dev["d"], dev["dec"], dev["C"], dev["A"], dev["b"], dt(1),
+            dt(0.5), dt(sigma), dev["seeds"], dt(fstar), dev["tol"], steps, every, dev["loss_rec"], dev["x_rec"],
+            dev["final_loss"], dev["diverged"], dev["hit"])
+    configs = x.shape[0] * x.shape[2]
+    threads = THREADS_PER_BLOCK
+    if x.shape[1] <= WIDE_DIM:
+        kernel = _run_quadratic_kernel(rule, _pattern(like), x.shape[1], x.dtype)
+        kernel[-(-configs // threads), threads, stream](*args)
+    else:
+        kernel = _run_quadratic_wide_kernel(rule, _pattern(like), threads, x.dtype)
+        kernel[configs, threads, stream](*args, cuda.device_array(x.shape, x.dtype, stream=stream))
     back = []
     for name in _OUTPUTS:
         if arrays[name] is not None:
