@@ -255,9 +255,6 @@ def _run_quadratic_wide_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, 
     n = x.shape[1]
     xb = x[blk]
     gb = g[blk]
-    sb = _get(s, blk, None)
-    mb = _get(m, blk, None)
-    ab = _get(a, blk, None)
     quad = cuda.shared.array(THREADS, DTYPE)  # noqa: F821 - bound per instance
     lin = cuda.shared.array(THREADS, DTYPE)  # noqa: F821
     c = _gather(C[blk], j, LIKE)  # noqa: F821
@@ -308,14 +305,14 @@ def _run_quadratic_wide_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, 
                 gb[i, j] = gb[i, j] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
         if d is None:
             for i in range(tid, n, THREADS):  # noqa: F821
-                _update(xb, gb, (i, j), sb, mb, ab, ONE, ONE, c)
+                _update(x, g, (blk, i, j), s, m, a, ONE, ONE, c)
         else:
             d1 = _debias(d1, b1, omb1)
             d2 = _debias(d2, b2, omb2)
             r1 = one / d1
             r2 = one / d2
             for i in range(tid, n, THREADS):  # noqa: F821
-                _update(xb, gb, (i, j), sb, mb, ab, r1, r2, c)
+                _update(x, g, (blk, i, j), s, m, a, r1, r2, c)
         cuda.syncthreads()  # every coordinate is updated before the next gradient reads it
     if tid == 0:
         final_loss[blk, j] = value
