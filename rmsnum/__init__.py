@@ -6,16 +6,19 @@
 -0.010599
 """
 
-from .objectives import Quadratic, quadratic_2d, rotated_quadratic_2d
+from . import data
+from .objectives import LinearRegression, Quadratic, quadratic_2d, rotated_quadratic_2d
 from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
 from .simulate import Trajectory, simulate
 from .sweep import SweepResult, sweep
+from .training import TrainResult, train, train_sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adagrad",
     "Adam",
+    "LinearRegression",
     "Momentum",
     "Optimizer",
     "OptimizerState",
@@ -24,8 +27,12 @@ __all__ = [
     "SGD",
     "SweepResult",
     "Trajectory",
+    "TrainResult",
+    "data",
     "quadratic_2d",
     "rotated_quadratic_2d",
     "simulate",
     "sweep",
+    "train",
+    "train_sweep",
 ]

@@ -162,30 +162,43 @@ def simulate(
     return Trajectory(X, loss, state, opt, objective, None if diverged < 0 else diverged, provenance)
 
 
+def _lane_arguments(opt: Optimizer, state: OptimizerState) -> tuple:
+    """One configuration as a block of one lane of the multi-configuration
+    kernels: ``(slots, d, dec, C, like)``; the slots are views of ``state``'s arrays."""
+    from .backends import cpu
+
+    dt = state.d1.dtype
+    slots = [None if arr is None else arr.reshape(1, arr.size, 1) for arr in (state.s, state.m, state.g_avg)]
+    decays = opt.decays(dt)
+    d = None if decays is None else np.array([state.d1, state.d2], dtype=dt).reshape(1, 2, 1)
+    dec = None if decays is None else np.array(decays, dtype=dt).reshape(1, 4, 1)
+    C, like = cpu.coefficient_table([opt.coefficients(dt)], dt)
+    return slots, d, dec, C[np.newaxis], like
+
+
+def _finish_lane(state: OptimizerState, d: np.ndarray | None, steps: int, diverged: int) -> None:
+    """Bring ``state``'s step count and bias denominators up to date after a kernel run."""
+    state.t = steps if diverged < 0 else diverged
+    if d is not None:
+        state.d1, state.d2 = state.d1.dtype.type(d[0, 0, 0]), state.d2.dtype.type(d[0, 1, 0])
+
+
 def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarray,
                   state: OptimizerState, seed: int) -> int:
     """The trajectory as a sweep of one configuration, so that both run the same kernel."""
     import importlib
 
-    from .backends import cpu
-
     kernels = importlib.import_module(f".backends.{backend}", __package__)
     dt = X.dtype
     steps, n = X.shape[0] - 1, X.shape[1]
     x = X[0].reshape(1, n, 1).copy()
-    slots = [None if arr is None else arr.reshape(1, n, 1) for arr in (state.s, state.m, state.g_avg)]
-    decays = opt.decays(dt)
-    d = None if decays is None else np.array([state.d1, state.d2], dtype=dt).reshape(1, 2, 1)
-    dec = None if decays is None else np.array(decays, dtype=dt).reshape(1, 4, 1)
-    C, like = cpu.coefficient_table([opt.coefficients(dt)], dt)
+    slots, d, dec, C, like = _lane_arguments(opt, state)
     seeds = np.full((1, 1), seed, dtype=np.uint64) if objective.noise > 0 else None
     final_loss = np.empty((1, 1), dt)
     diverged = np.empty((1, 1), np.int64)
-    kernels.run_quadratic(opt.rule, x, *slots, d, dec, C[np.newaxis], like, objective.A.astype(dt),
+    kernels.run_quadratic(opt.rule, x, *slots, d, dec, C, like, objective.A.astype(dt),
                           objective.b.astype(dt), objective.noise, seeds, objective.f_star, np.empty(0, dt), steps,
                           1, loss.reshape(1, steps + 1, 1), X.reshape(1, steps + 1, n, 1), final_loss, diverged,
                           None)
-    state.t = steps if diverged[0, 0] < 0 else int(diverged[0, 0])
-    if d is not None:
-        state.d1, state.d2 = dt.type(d[0, 0, 0]), dt.type(d[0, 1, 0])
+    _finish_lane(state, d, steps, int(diverged[0, 0]))
     return int(diverged[0, 0])

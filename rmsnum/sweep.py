@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _validation as v
 from ._neutral import Neutral
-from .objectives import Quadratic
+from .objectives import LinearRegression, Quadratic
 from .optimizers import SLOTS, Optimizer
 
 BACKENDS = ("cpu", "cuda", "dask")
@@ -42,6 +42,22 @@ MAX_CUDA_CHUNK_SIZE = 1 << 21
 CHUNK_BYTES = 256 << 20
 """The default chunk holds at most MAX_CHUNK_SIZE configurations (MAX_CUDA_CHUNK_SIZE on
 the GPU, where a chunk must fill the device) and about CHUNK_BYTES of results."""
+
+
+def _objective_record(objective: Any) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and JSON metadata that describe an objective exactly (to save it)."""
+    if isinstance(objective, LinearRegression):
+        return {"objective_X": objective.X, "objective_y": objective.y}, {"kind": "linear_regression",
+                                                                          "name": objective.name}
+    return ({"objective_A": objective.A, "objective_b": objective.b},
+            {"kind": "quadratic", "noise": objective.noise, "name": objective.name})
+
+
+def _objective_from_record(arrays: Any, meta: dict) -> Any:
+    """The objective that :func:`_objective_record` described."""
+    if meta.get("kind") == "linear_regression":
+        return LinearRegression(arrays["objective_X"], arrays["objective_y"], name=meta["name"])
+    return Quadratic(arrays["objective_A"], arrays["objective_b"], noise=meta["noise"], name=meta["name"])
 
 
 @dataclass(eq=False)
@@ -73,10 +89,16 @@ class SweepResult:
         The optimizer class or preset, e.g. ``"RMSProp"`` or ``"RMSProp.torch"``.
     fixed : dict
         Hyperparameters held fixed over the grid.
-    objective : Quadratic
+    objective : Quadratic or LinearRegression
     steps : int
+        Updates per configuration.
     provenance : dict
         rmsnum version, backend, dtype, seed, chunk size and date.
+    training : dict or None
+        For a training sweep (:func:`rmsnum.train_sweep`): batch size, epochs,
+        ``record_every``, init and the examples seen at each recorded point
+        (``record_examples``); ``loss_steps`` then counts updates, and
+        ``final_loss`` and ``loss`` are full-data losses in float64.
     """
 
     axes: dict[str, np.ndarray]
@@ -89,14 +111,22 @@ class SweepResult:
     steps_to_tol: np.ndarray | None
     optimizer: str
     fixed: dict
-    objective: Quadratic
+    objective: Quadratic | LinearRegression
     steps: int
     provenance: dict = field(default_factory=dict)
+    training: dict | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The grid's shape."""
         return self.final_loss.shape
+
+    @property
+    def loss_epochs(self) -> np.ndarray | None:
+        """For a training sweep, the recorded points in epochs (examples seen / examples)."""
+        if self.training is None or self.loss_steps is None:
+            return None
+        return np.asarray(self.training["record_examples"], dtype=np.float64) / self.objective.n
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -134,15 +164,16 @@ class SweepResult:
             value = getattr(self, name)
             if value is not None:
                 arrays[name] = value
-        arrays["objective_A"] = self.objective.A
-        arrays["objective_b"] = self.objective.b
+        objective_arrays, objective_meta = _objective_record(self.objective)
+        arrays.update(objective_arrays)
         meta = {
             "format": "rmsnum.SweepResult/1",
             "axes": list(self.axes),
             "optimizer": self.optimizer,
             "fixed": self.fixed,
-            "objective": {"noise": self.objective.noise, "name": self.objective.name},
+            "objective": objective_meta,
             "steps": self.steps,
+            "training": self.training,
             "provenance": self.provenance,
         }
         arrays["meta"] = np.array(json.dumps(meta))
@@ -159,10 +190,9 @@ class SweepResult:
             get = {name: (data[name] if name in data else None)
                    for name in ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol")}
             axes = {name: data[f"axis_{k}"] for k, name in enumerate(meta["axes"])}
-            objective = Quadratic(data["objective_A"], data["objective_b"], noise=meta["objective"]["noise"],
-                                  name=meta["objective"]["name"])
+            objective = _objective_from_record(data, meta["objective"])
         return cls(axes=axes, optimizer=meta["optimizer"], fixed=meta["fixed"], objective=objective,
-                   steps=meta["steps"], provenance=meta["provenance"], **get)
+                   steps=meta["steps"], training=meta.get("training"), provenance=meta["provenance"], **get)
 
     def to_xarray(self):
         """The result as an ``xarray.Dataset`` (needs ``pip install "rmsnum[xarray]"``).
@@ -297,6 +327,8 @@ class _Plan:
     structural: list[int]  # axis indices whose values select the group
     choices: list[list]  # per structural axis: its value classes, sorted
     groups: list[_Group]  # one per combination of choices, in C order
+    training: Any = None  # a training sweep's minibatch schedule (rmsnum.training), None for a quadratic
+
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -312,6 +344,8 @@ class _Plan:
 
     @property
     def n_recorded(self) -> int:
+        if self.training is not None:
+            return self.training.n_recorded
         return 0 if self.every is None else self.steps // self.every + 1
 
     def value_class(self, axis: int, value: Any) -> Any:
@@ -338,12 +372,13 @@ def _build(factory: Any, kwargs: dict, where: str) -> Optimizer:
         raise type(err)(f"{where}: {err}") from None
 
 
-def _make_plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size) -> _Plan:
+def _make_plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, training=None) -> _Plan:
     values = list(axes.values())
     hyper = [k for k, name in enumerate(axes) if name not in SPECIAL_AXES]
     # Axes whose values switch options on and off select the kernel specialisation.
     structural = [k for k in hyper if values[k].dtype == bool or (np.any(values[k] == 0) and np.any(values[k] != 0))]
-    plan = _Plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, structural, [], [])
+    plan = _Plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, structural, [], [],
+                 training)
     plan.choices = [sorted({plan.value_class(k, val) for val in values[k]}) for k in structural]
     for classes in _product(plan.choices):
         plan.groups.append(_make_group(plan, hyper, classes))
@@ -433,13 +468,14 @@ def _chunk_bounds(plan: _Plan, chunk: int) -> tuple[int, int]:
 
 def _empty_outputs(plan: _Plan, count: int) -> dict[str, np.ndarray]:
     dt = plan.dtype
+    loss_dt = np.float64 if plan.training is not None else dt  # training losses are computed in float64
     out = {
         "final_x": np.empty((count, plan.objective.dim), dt),
-        "final_loss": np.empty(count, dt),
+        "final_loss": np.empty(count, loss_dt),
         "diverged_at": np.empty(count, np.int64),
     }
     if plan.every is not None:
-        out["loss"] = np.full((count, plan.n_recorded), np.nan, dt)
+        out["loss"] = np.full((count, plan.n_recorded), np.nan, loss_dt)
     if plan.tol is not None:
         out["steps_to_tol"] = np.full((count, plan.tol.size), -1, np.int64)
     return out
@@ -486,34 +522,27 @@ def _blocked(column: np.ndarray, nb: int, width: int) -> np.ndarray:
 
 
 def _unblocked(arr: np.ndarray, count: int) -> np.ndarray:
-    return np.moveaxis(arr, -1, 1).reshape((-1,) + arr.shape[1:-1])[:count]
+    return np.moveaxis(arr, -1, 1).reshape((arr.shape[0] * arr.shape[-1],) + arr.shape[1:-1])[:count]
 
 
-def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], members: np.ndarray,
-                 out: dict[str, np.ndarray], stream: Any) -> Callable[[], None]:
-    """Pack one group's configurations into blocks and run them (CPU) or enqueue
-    them on ``stream`` (CUDA); the returned ``finish`` unpacks the outputs."""
+def _pack(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], x0: np.ndarray) -> tuple:
+    """Blocks of the starting points ``x0`` (count, n) and of the optimizer state
+    and coefficients of the configurations at ``index``: ``(x, s, m, g_avg, d, dec, C, like)``
+    as the kernels take them."""
     from .backends import cpu
 
     dt = plan.dtype
-    count = members.size
-    n = plan.objective.dim
+    count, n = x0.shape
     width = cpu.LANES
     nb = -(-count // width)
-    names = list(plan.axes)
     opt = _columnar(plan, group, index)
 
     def column(value: Any) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, dtype=np.float64), (count,)).astype(dt)
 
-    x0 = plan.axes["x0"][index[names.index("x0")]] if "x0" in plan.axes else np.broadcast_to(plan.x0, (count, n))
     x = _blocked(x0.astype(dt), nb, width)
-    slots = {}
-    for slot in SLOTS:
-        if slot in group.representative.slots:
-            slots[slot] = _blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
-        else:
-            slots[slot] = None
+    slots = [_blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
+             if slot in group.representative.slots else None for slot in SLOTS]
     decays = opt._decays()
     d = dec = None
     if decays is not None:
@@ -522,6 +551,31 @@ def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], memb
     like = group.representative.coefficients(dt)
     numeric = [column(c) for c in opt._coefficients() if not isinstance(c, Neutral)]
     C = _blocked(np.stack(numeric, axis=1) if numeric else np.empty((count, 0), dt), nb, width)
+    return (x, *slots, d, dec, C, like)
+
+
+def _unpacker(out: dict[str, np.ndarray], members: np.ndarray, blocked: dict[str, np.ndarray]) -> Callable[[], None]:
+    """A function that copies blocked kernel outputs (name -> array) into ``out`` at ``members``."""
+    def unpack() -> None:
+        for key, arr in blocked.items():
+            if arr is not None:
+                out[key][members] = _unblocked(arr, members.size)
+    return unpack
+
+
+def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], members: np.ndarray,
+                 out: dict[str, np.ndarray], stream: Any) -> Callable[[], None]:
+    """Pack one group's configurations into blocks and run them (CPU) or enqueue
+    them on ``stream`` (CUDA); the returned ``finish`` unpacks the outputs."""
+    if plan.training is not None:
+        return plan.training.start_group(plan, group, index, members, out)
+    dt = plan.dtype
+    count = members.size
+    n = plan.objective.dim
+    names = list(plan.axes)
+    x0 = plan.axes["x0"][index[names.index("x0")]] if "x0" in plan.axes else np.broadcast_to(plan.x0, (count, n))
+    packed = _pack(plan, group, index, x0)
+    nb, width = packed[0].shape[0], packed[0].shape[2]
     seeds = None
     if plan.objective.noise > 0:
         seed_col = (plan.axes["seed"][index[names.index("seed")]] if "seed" in plan.axes
@@ -532,27 +586,23 @@ def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], memb
     loss_rec = None if plan.every is None else np.full((nb, plan.n_recorded, width), np.nan, dt)
     hit = None if plan.tol is None else np.full((nb, plan.tol.size, width), -1, np.int64)
     tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
-    args = (group.representative.rule, x, slots["s"], slots["m"], slots["g_avg"], d, dec, C, like,
-            plan.objective.A.astype(dt), plan.objective.b.astype(dt), plan.objective.noise, seeds,
-            plan.objective.f_star, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
+    args = (group.representative.rule, *packed, plan.objective.A.astype(dt),
+            plan.objective.b.astype(dt), plan.objective.noise, seeds, plan.objective.f_star, tol, plan.steps,
+            plan.every or 1, loss_rec, None, final_loss, diverged, hit)
+    unpack = _unpacker(out, members, {"final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged,
+                                      "loss": loss_rec, "steps_to_tol": hit})
     if stream is None:
-        cpu.run_quadratic(*args)
-        wait = None
-    else:
-        from .backends import cuda
+        from .backends import cpu
 
-        wait = cuda.run_quadratic(*args, stream=stream)
+        cpu.run_quadratic(*args)
+        return unpack
+    from .backends import cuda
+
+    wait = cuda.run_quadratic(*args, stream=stream)
 
     def finish() -> None:
-        if wait is not None:
-            wait()
-        out["final_x"][members] = _unblocked(x, count)
-        out["final_loss"][members] = _unblocked(final_loss, count)
-        out["diverged_at"][members] = _unblocked(diverged, count)
-        if loss_rec is not None:
-            out["loss"][members] = _unblocked(loss_rec, count)
-        if hit is not None:
-            out["steps_to_tol"][members] = _unblocked(hit, count)
+        wait()
+        unpack()
     return finish
 
 
@@ -574,9 +624,11 @@ def _fingerprint(plan: _Plan, name: str, arithmetic: str) -> str:
             h.update(repr(item).encode())
         h.update(b"|")
 
+    arrays, meta = _objective_record(plan.objective)
+    training = None if plan.training is None else plan.training.fingerprint_items()
     for item in (__version__, name, sorted(plan.fixed.items()), list(plan.axes), *plan.axes.values(),
-                 plan.objective.A, plan.objective.b, plan.objective.noise, plan.x0, plan.seed, plan.steps,
-                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size, arithmetic):
+                 *arrays.values(), sorted(meta.items()), plan.x0, plan.seed, plan.steps,
+                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size, arithmetic, training):
         add(item)
     return h.hexdigest()
 
@@ -778,8 +830,6 @@ def sweep(
     >>> round(float(res.final_x[1, 0, 0]), 6)   # lr 0.4, gamma 0.9: the chapter's run
     -0.010599
     """
-    from . import __version__
-
     name, names = _check_factory(optimizer)
     if not isinstance(objective, Quadratic):
         raise TypeError(f"objective must be a Quadratic, got {type(objective).__name__}")
@@ -812,6 +862,41 @@ def sweep(
     progress = v.boolean("progress", progress)
     plan = _make_plan(optimizer, fixed, axes, objective, start, seed_value, steps, every, tols, dt, chunk)
 
+    out = _execute_plan(plan, name, backend, checkpoint, progress)
+    shape = plan.shape
+    return SweepResult(
+        axes=axes,
+        final_x=out["final_x"].reshape(shape + (objective.dim,)),
+        final_loss=out["final_loss"].reshape(shape),
+        diverged_at=out["diverged_at"].reshape(shape),
+        loss=None if every is None else out["loss"].reshape(shape + (plan.n_recorded,)),
+        loss_steps=None if every is None else np.arange(0, steps + 1, every),
+        tol=tols,
+        steps_to_tol=None if tols is None else out["steps_to_tol"].reshape(shape + (tols.size,)),
+        optimizer=name,
+        fixed={k: _item(val) for k, val in fixed.items()},
+        objective=objective,
+        steps=steps,
+        provenance=_provenance(backend, dt, seed if "seed" not in axes else None, chunk),
+    )
+
+
+def _provenance(backend: Any, dtype: np.dtype, seed: int | None, chunk_size: int) -> dict:
+    from . import __version__
+
+    return {
+        "rmsnum": __version__,
+        "backend": backend if isinstance(backend, str) else "dask",
+        "dtype": dtype.name,
+        "seed": seed,
+        "chunk_size": chunk_size,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _execute_plan(plan: _Plan, name: str, backend: Any, checkpoint: Any, progress: bool) -> dict[str, np.ndarray]:
+    """Run every chunk of ``plan`` not yet in ``checkpoint`` (after checking
+    that the results fit in memory); the outputs in flat grid order."""
     need = result_nbytes(plan)
     available = _available_memory()
     if available is not None and need > 0.8 * available:
@@ -846,30 +931,7 @@ def sweep(
         if backend == "dask" and client is not None:
             _close_local_client(client)
 
-    shape = plan.shape
-    provenance = {
-        "rmsnum": __version__,
-        "backend": backend if isinstance(backend, str) else "dask",
-        "dtype": dt.name,
-        "seed": seed if "seed" not in axes else None,
-        "chunk_size": chunk,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    return SweepResult(
-        axes=axes,
-        final_x=out["final_x"].reshape(shape + (objective.dim,)),
-        final_loss=out["final_loss"].reshape(shape),
-        diverged_at=out["diverged_at"].reshape(shape),
-        loss=None if every is None else out["loss"].reshape(shape + (plan.n_recorded,)),
-        loss_steps=None if every is None else np.arange(0, steps + 1, every),
-        tol=tols,
-        steps_to_tol=None if tols is None else out["steps_to_tol"].reshape(shape + (tols.size,)),
-        optimizer=name,
-        fixed={k: _item(val) for k, val in fixed.items()},
-        objective=objective,
-        steps=steps,
-        provenance=provenance,
-    )
+    return out
 
 
 def _place(plan: _Plan, out: dict[str, np.ndarray], chunk: int, outputs: dict[str, np.ndarray]) -> None:

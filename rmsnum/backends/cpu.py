@@ -65,6 +65,43 @@ _gaussian = compile_plain(rules.gaussian, _jit)
 _debias = compile_plain(rules.debias, _jit)
 
 
+def _advance(x, g, s, m, a, d, dec, C, like, r1, r2, one):
+    """One update of the lanes of a block: x and the state slots (n, w) <- the
+    rule applied with gradient ``g`` (n, w); the bias denominators ``d`` (2, w)
+    advance first (decays ``dec``), unless None. Like the kernels, each
+    instance has LANES and DIM bound as constants, so that the coordinate loop
+    unrolls and the lane loop becomes SIMD code even if it is not inlined."""
+    n = DIM if DIM else x.shape[0]  # noqa: F821 - bound per instance by _instantiate
+    w = LANES  # noqa: F821 - bound per instance
+    if d is not None:
+        for j in range(w):
+            d[0, j] = _debias(d[0, j], dec[0, j], dec[1, j])
+            d[1, j] = _debias(d[1, j], dec[2, j], dec[3, j])
+            r1[j] = one / d[0, j]
+            r2[j] = one / d[1, j]
+    for j in range(w):
+        c = _gather(C, j, like)
+        for i in range(n):
+            if d is None:
+                _update(x, g, (i, j), s, m, a, ONE, ONE, c)
+            else:
+                _update(x, g, (i, j), s, m, a, r1[j], r2[j], c)
+
+
+@_jit
+def _restart(value, x, g, s, m, a, n, w):
+    """Restart from zero the lanes whose ``value`` is not finite. Their results
+    are saved by then, and finite lanes keep the whole block on the fast path."""
+    for j in range(w):
+        if not math.isfinite(value[j]):
+            for i in range(n):
+                x[i, j] = 0
+                g[i, j] = 0
+                _store(s, (i, j), 0)
+                _store(m, (i, j), 0)
+                _store(a, (i, j), 0)
+
+
 def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
                             loss_rec, x_rec, final_loss, diverged, hit):
     """Run ``steps`` updates of blocks of configurations on one quadratic.
@@ -145,34 +182,13 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
             if t == steps or running == 0:
                 break
             if not finite:
-                # Restart the diverged lanes from zero: their results are saved,
-                # and finite lanes keep the whole block on the fast path.
-                for j in range(w):
-                    if not math.isfinite(value[j]):
-                        for i in range(n):
-                            xb[i, j] = 0
-                            g[i, j] = 0
-                            _store(sb, (i, j), 0)
-                            _store(mb, (i, j), 0)
-                            _store(ab, (i, j), 0)
+                _restart(value, xb, g, sb, mb, ab, n, w)
             if seeds is not None:
                 for i in range(n):
                     for j in range(w):
                         noise[j] = _gaussian(seedb[j], 0, t, i)
                         g[i, j] = g[i, j] + sigma * noise[j]
-            if d is not None:
-                for j in range(w):
-                    db[0, j] = _debias(db[0, j], decb[0, j], decb[1, j])
-                    db[1, j] = _debias(db[1, j], decb[2, j], decb[3, j])
-                    r1[j] = one / db[0, j]
-                    r2[j] = one / db[1, j]
-            for j in range(w):
-                c = _gather(Cb, j, like)
-                for i in range(n):
-                    if d is None:
-                        _update(xb, g, (i, j), sb, mb, ab, ONE, ONE, c)
-                    else:
-                        _update(xb, g, (i, j), sb, mb, ab, r1[j], r2[j], c)
+            _advance(xb, g, sb, mb, ab, db, decb, Cb, like, r1, r2, one)
         for j in range(w):
             if div[j] < 0:
                 final[j] = value[j]
@@ -181,15 +197,135 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
                     xb[i, j] = x_at_divergence[i, j]
 
 
+@_jit
+def _full_loss(H, pstar, fstar, p, j, n):
+    """The full-data loss of lane j of the parameters ``p`` (n, w) of a linear
+    regression, from its exact expansion at the least-squares optimum:
+    ``f* + 1/2 (p - p*)^T H (p - p*)``, in float64 (O(n^2) work, not O(data))."""
+    acc = 0.0
+    for i in range(n):
+        row = 0.0
+        for k in range(n):
+            row += H[i, k] * (p[k, j] - pstar[k])
+        acc += (p[i, j] - pstar[i]) * row
+    return fstar + 0.5 * acc
+
+
+def _train_template(p, s, m, a, d, dec, C, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
+                    fstar, loss_rec, final_loss, diverged):
+    """Minibatch training of blocks of configurations on a linear regression.
+
+    ``p`` (blocks, n, w) holds the parameters (the weights, then the bias) of
+    each lane and ends with the final values; the state, ``d``, ``dec``, ``C``
+    and ``like`` are as in :func:`_run_quadratic_template`. Epoch ``e`` visits
+    the rows ``order[e]`` of ``X``, ``y`` in minibatches of ``batch`` (the last
+    one may be smaller); all lanes see the same minibatches. ``batch_size`` and
+    ``last_size`` are the two minibatch sizes in the working dtype. The
+    gradient is that of the loss (y_hat - y)**2 / 2 averaged over the minibatch.
+
+    Outputs (blocks, ..., w): ``final_loss`` (float64, the full-data loss via
+    ``H``, ``pstar``, ``fstar``, see :func:`_full_loss`), ``diverged`` (the
+    number of updates done when a minibatch loss was first not finite, else -1;
+    such a lane keeps its parameters of then) and, when not None, ``loss_rec``
+    (blocks, nrec, w) the full-data loss whenever the examples seen reach a
+    multiple of ``every`` (rows after a divergence are left as they are).
+    """
+    # Each block runs in a serial function: inside a prange body Numba's
+    # parallel lowering keeps LLVM from vectorising the lane loops (about 5x slower).
+    for blk in prange(p.shape[0]):
+        _train_block(p[blk], _get(s, blk, None), _get(m, blk, None), _get(a, blk, None), _get(d, blk, None),
+                     _get(dec, blk, None), C[blk], like, X, y, order, batch, every, batch_size, last_size, one, H,
+                     pstar, fstar, _get(loss_rec, blk, None), final_loss[blk], diverged[blk])
+
+
+def _train_block(pb, sb, mb, ab, db, decb, Cb, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
+                 fstar, lossb, final, div):
+    """One block of :func:`_train_template` (the arguments are its arrays at that block)."""
+    n = DIM if DIM else pb.shape[0]  # noqa: F821 - DIM bound per instance by _instantiate
+    nf = n - 1
+    w = LANES  # noqa: F821 - bound per instance
+    epochs, rows = order.shape
+    g = np.empty((n, w), pb.dtype)
+    p_at_divergence = np.empty((n, w), pb.dtype)
+    batch_loss = np.empty(w, pb.dtype)
+    features = np.empty(nf, pb.dtype)
+    r1 = np.empty(w, pb.dtype)
+    r2 = np.empty(w, pb.dtype)
+    running = w
+    for j in range(w):
+        div[j] = -1
+    t = 0
+    seen = 0
+    rec = 0
+    for e in range(epochs):
+        for start in range(0, rows, batch):
+            stop = min(start + batch, rows)
+            for j in range(w):
+                batch_loss[j] = 0
+                for i in range(n):
+                    g[i, j] = 0
+            for q in range(start, stop):
+                row = order[e, q]
+                target = y[row]
+                for k in range(nf):  # a private copy stays in registers through the lane loop
+                    features[k] = X[row, k]
+                for j in range(w):
+                    pred = features[0] * pb[0, j]
+                    for k in range(1, nf):
+                        pred += features[k] * pb[k, j]
+                    res = pred + pb[nf, j] - target
+                    batch_loss[j] += res * res
+                    for k in range(nf):
+                        g[k, j] += res * features[k]
+                    g[nf, j] += res
+            finite = True
+            for j in range(w):
+                finite &= math.isfinite(batch_loss[j])
+            if not finite:
+                for j in range(w):
+                    if div[j] < 0 and not math.isfinite(batch_loss[j]):
+                        div[j] = t
+                        running -= 1
+                        final[j] = batch_loss[j]
+                        for i in range(n):
+                            p_at_divergence[i, j] = pb[i, j]
+                if running == 0:
+                    break
+                _restart(batch_loss, pb, g, sb, mb, ab, n, w)
+            size = batch_size if stop - start == batch else last_size
+            for i in range(n):
+                for j in range(w):
+                    g[i, j] = g[i, j] / size
+            _advance(pb, g, sb, mb, ab, db, decb, Cb, like, r1, r2, one)
+            t += 1
+            seen += stop - start
+            if seen % every == 0:
+                if lossb is not None:
+                    for j in range(w):
+                        if div[j] < 0:
+                            lossb[rec, j] = _full_loss(H, pstar, fstar, pb, j, n)
+                rec += 1
+        if running == 0:
+            break
+    for j in range(w):
+        if div[j] < 0:
+            final[j] = _full_loss(H, pstar, fstar, pb, j, n)
+        else:
+            for i in range(n):
+                pb[i, j] = p_at_divergence[i, j]
+
+
 def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1, dim: int = 0,
                  **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` whose element update applies
     ``rule`` (for the multi-configuration kernel: with ``lanes`` lanes per block
     and ``dim`` coordinates, 0 for any)."""
-    update = _jit(rebind(_update, rule=compile_plain(rule, _jit)))
-    fn = rebind(template, _update=update, LANES=lanes, DIM=dim)
+    names = dict(_update=_jit(rebind(_update, rule=compile_plain(rule, _jit))), LANES=lanes, DIM=dim)
+    names["_advance"] = _jit(rebind(_advance, **names))
+    names["_train_block"] = _jit(rebind(_train_block, **names))
+    fn = rebind(template, **names)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
-    if template is _run_quadratic_template:
+    if template is not _step_template:
         suffix += f"_{lanes}x{dim}"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
@@ -203,6 +339,12 @@ def kernels_for(rule: Callable) -> types.SimpleNamespace:
         step_serial=_instantiate(_step_template, rule),
         step_parallel=_instantiate(_step_template, rule, parallel=True),
     )
+
+
+@functools.cache
+def _train_kernel(rule: Callable, lanes: int, dim: int) -> Callable:
+    """The training kernel for blocks of ``lanes`` lanes (1: serial) and ``dim`` parameters (0: any)."""
+    return _instantiate(_train_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1)
 
 
 @functools.cache
@@ -251,3 +393,27 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
     kernel = _run_quadratic_kernel(rule, x.shape[2], dim)
     kernel(x, s, m, a, d, dec, C, like, A, b, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
            loss_rec, x_rec, final_loss, diverged, hit)
+
+
+def train(rule: Callable, p: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
+          order: np.ndarray, batch: int, every: int, H: np.ndarray, pstar: np.ndarray, fstar: float, loss_rec,
+          final_loss: np.ndarray, diverged: np.ndarray) -> Callable[[], None]:
+    """Train blocks of configurations on a linear regression; see :func:`_train_template`.
+
+    Every array is C-contiguous, in the working dtype except ``order`` (int64)
+    and ``H``, ``pstar``, ``loss_rec``, ``final_loss`` (float64), all checked by
+    the caller. Returns a function that runs the kernel, compiled beforehand,
+    so that callers can time the training alone.
+    """
+    dt = p.dtype.type
+    if p.shape[2] not in (1, LANES):
+        raise ValueError(f"blocks must have 1 or {LANES} lanes, got {p.shape[2]}")
+    dim = p.shape[1] if p.shape[1] <= MAX_UNROLLED_DIM else 0
+    kernel = _train_kernel(rule, p.shape[2], dim)
+    rows = order.shape[1]
+    args = (p, s, m, a, d, dec, C, like, X, y, order, batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch),
+            dt(1), H, pstar, float(fstar), loss_rec, final_loss, diverged)
+    # The compiled entry point skips the dispatcher's typing of the 22
+    # arguments (~80 us), which would cost more than the chapter's whole run.
+    entry = kernel.compile(tuple(numba.typeof(arg) for arg in args))
+    return lambda: entry(*args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import rules
-from ..objectives import Quadratic
+from ..objectives import LinearRegression, Quadratic
 from ..optimizers import Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp, SGD
 
 
@@ -102,3 +102,57 @@ def simulate(opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarr
             state.t += 1
             _RULES[type(opt)](opt, x, g, state, state.t)
     return -1
+
+
+def train(opt: Optimizer, problem: LinearRegression, params: np.ndarray, state: OptimizerState, order: np.ndarray,
+          batch: int, every: int, loss: np.ndarray) -> int:
+    """Train ``params`` (w..., b) in place, one NumPy minibatch step at a time, over
+    the epochs of ``order``; fill ``loss`` with the full-data loss (float64, summed
+    over the data) whenever the examples seen reach a multiple of ``every``.
+    Return the updates done when a minibatch loss was first not finite, or -1."""
+    X, y = problem.X, problem.y
+    t = seen = recorded = 0
+    with np.errstate(all="ignore"):
+        for epoch_order in order:
+            for start in range(0, problem.n, batch):
+                rows = epoch_order[start:start + batch]
+                Xb, yb = X[rows], y[rows]
+                residual = Xb @ params[:-1] + params[-1] - yb
+                if not np.isfinite(np.sum(residual * residual)):
+                    return t
+                g = np.append(Xb.T @ residual, np.sum(residual)) / len(rows)
+                state.t += 1
+                _RULES[type(opt)](opt, params, g, state, state.t)
+                t += 1
+                seen += len(rows)
+                if seen % every == 0:
+                    loss[recorded] = problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64))
+                    recorded += 1
+    return -1
+
+
+def chapter_rmsprop(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray, order: np.ndarray, lr: float,
+                    gamma: float, eps: float, batch_size: int, record_every: int = 200) -> list[float]:
+    """The chapter's from-scratch RMSProp training loop (``rmsprop`` with
+    ``train_ch11``), transcribed to NumPy as literally as possible: the
+    faithfulness oracle of :func:`rmsnum.train` and the baseline of its benchmark.
+
+    ``w`` (d,) and ``b`` (1,) are updated in place; epoch ``e`` visits the rows
+    ``order[e]``. Returns the full-data losses recorded every ``record_every``
+    examples.
+    """
+    s_w, s_b = np.zeros_like(w), np.zeros_like(b)
+    n, losses = 0, []
+    for epoch_order in order:
+        for start in range(0, len(y), batch_size):
+            rows = epoch_order[start:start + batch_size]
+            Xb, yb = X[rows], y[rows]
+            y_hat = Xb @ w + b                        # d2l.linreg
+            l_grad = (y_hat - yb) / len(rows)         # d/dy_hat of ((y_hat - y)**2 / 2).mean()
+            for p, s, grad in ((w, s_w, Xb.T @ l_grad), (b, s_b, np.sum(l_grad, keepdims=True))):
+                s[:] = gamma * s + (1 - gamma) * np.square(grad)
+                p[:] -= lr * grad / np.sqrt(s + eps)
+            n += len(rows)
+            if n % record_every == 0:
+                losses.append(float(np.mean((X @ w + b - y) ** 2 / 2)))
+    return losses

@@ -1,0 +1,513 @@
+"""train() and train_sweep(): the chapter's minibatch training loop as one compiled kernel.
+
+A training run is the loop of the chapter's ``train_ch11``: every epoch visits
+the examples in a fresh random order, in minibatches of ``batch_size`` (the
+last one smaller when the size does not divide the data, as the chapter's
+data loader keeps it); each minibatch gives the gradient of the loss
+(y_hat - y)**2 / 2 averaged over it, and one update of the optimizer. The
+loss over the whole data is recorded whenever the number of examples seen
+reaches a multiple of ``record_every``.
+
+Randomness: ``seed`` seeds a ``numpy.random.SeedSequence`` whose two children
+drive the initial weights and the per-epoch shuffles, so the minibatch order
+of a seed does not depend on how the weights are initialised.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _validation as v
+from .sweep import (SweepResult, _check_backend, _check_factory, _default_chunk_size, _execute_plan, _grid_axes,
+                    _item, _make_plan, _pack, _provenance, _unpacker)
+from .objectives import LinearRegression
+from .optimizers import Optimizer, OptimizerState
+
+BACKENDS = ("cpu", "reference")
+DEFAULT_INIT = "normal(0, 0.01)"
+_NORMAL = re.compile(r"^\s*normal\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)\s*$")
+
+
+@dataclass(eq=False)
+class TrainResult:
+    """A training run of an optimizer on a :class:`~rmsnum.LinearRegression`.
+
+    Attributes
+    ----------
+    loss_curve : numpy.ndarray of float64
+        The full-data loss each time the examples seen reached a multiple of
+        ``record_every`` (the chapter's plotted points; NaN after a divergence).
+    loss_epochs : numpy.ndarray of float64
+        Where those points are, in epochs (examples seen / examples).
+    w : numpy.ndarray, shape (d,)
+        Final weights, in the data's dtype.
+    b : numpy.floating
+        Final bias.
+    final_loss : float
+        Full-data loss at the end (not finite for a diverged run).
+    diverged_at : int or None
+        Updates done when a minibatch loss was first not finite (the run
+        stopped there and ``w``, ``b`` are its parameters then); None when the
+        run stayed finite.
+    sec_per_epoch : float
+        Wall time of the compiled training loop divided by the epochs
+        (argument checks, set-up and compilation excluded).
+    initial : numpy.ndarray, shape (d + 1,)
+        The starting parameters ``(w, b)``.
+    state : OptimizerState
+        The optimizer's final state, for the d + 1 parameters.
+    optimizer : Optimizer
+    problem : LinearRegression
+    batch_size, epochs, record_every : int
+    provenance : dict
+        rmsnum version, backend, dtype, seed, init and date.
+    """
+
+    loss_curve: np.ndarray
+    loss_epochs: np.ndarray
+    w: np.ndarray
+    b: np.floating
+    final_loss: float
+    diverged_at: int | None
+    sec_per_epoch: float
+    initial: np.ndarray
+    state: OptimizerState
+    optimizer: Optimizer
+    problem: LinearRegression
+    batch_size: int
+    epochs: int
+    record_every: int
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """Updates requested: epochs x minibatches per epoch."""
+        return self.epochs * -(-self.problem.n // self.batch_size)
+
+    @property
+    def diverged(self) -> bool:
+        """True when the run stopped on a non-finite minibatch loss."""
+        return self.diverged_at is not None
+
+    @property
+    def gap(self) -> np.ndarray:
+        """loss_curve - f*, the distance to the least-squares optimum's loss."""
+        return self.loss_curve - self.problem.f_star
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """The minibatch schedule: sizes, update count and the recorded points."""
+
+    n: int
+    batch_size: int
+    epochs: int
+    record_every: int
+
+    @property
+    def per_epoch(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.per_epoch
+
+    def examples_seen(self) -> np.ndarray:
+        """Examples seen after each update 1..steps."""
+        t = np.arange(self.steps)
+        return (t // self.per_epoch) * self.n + np.minimum((t % self.per_epoch + 1) * self.batch_size, self.n)
+
+    @property
+    def record_examples(self) -> np.ndarray:
+        seen = self.examples_seen()
+        return seen[seen % self.record_every == 0]
+
+    @property
+    def record_steps(self) -> np.ndarray:
+        """Updates done at each recorded point."""
+        seen = self.examples_seen()
+        return np.flatnonzero(seen % self.record_every == 0) + 1
+
+    @property
+    def n_recorded(self) -> int:
+        return int(self.record_steps.size)
+
+
+def minibatch_order(n: int, epochs: int, seed: int | None = None) -> np.ndarray:
+    """The example order of every epoch for ``seed``: shape (epochs, n), int64.
+
+    >>> minibatch_order(5, 2, seed=0).shape
+    (2, 5)
+    """
+    n = v.integer("n", n, low=1)
+    epochs = v.integer("epochs", epochs, low=0)
+    rng = np.random.default_rng(np.random.SeedSequence(v.seed("seed", seed) or 0).spawn(2)[1])
+    return np.array([rng.permutation(n) for _ in range(epochs)], dtype=np.int64).reshape(epochs, n)
+
+
+def _init_spec(init: Any, dim: int) -> tuple | np.ndarray:
+    """``("normal", mean, std)``, ``("zeros",)`` or explicit parameters (float64, shape (dim,))."""
+    if isinstance(init, str):
+        if init.strip() == "zeros":
+            return ("zeros",)
+        match = _NORMAL.match(init)
+        if match:
+            try:
+                mean, std = float(match.group(1)), float(match.group(2))
+            except ValueError:
+                match = None
+        if not match or not (math.isfinite(mean) and math.isfinite(std) and std >= 0):
+            raise ValueError(f"init must be 'normal(mean, std)' with finite mean and std >= 0, 'zeros', or the "
+                             f"{dim} starting parameters (w..., b); got {init!r}")
+        return ("normal", mean, std)
+    try:
+        params = np.array(init, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"init must be a string such as {DEFAULT_INIT!r} or {dim} numbers (w..., b), "
+                        f"got {init!r}") from err
+    if params.shape != (dim,):
+        raise ValueError(f"init must have shape ({dim},): the {dim - 1} weights, then the bias; "
+                         f"got shape {params.shape}")
+    if not np.all(np.isfinite(params)):
+        raise ValueError(f"init must be finite, got {params}")
+    params.flags.writeable = False
+    return params
+
+
+def initial_parameters(problem: LinearRegression, init: Any = DEFAULT_INIT, seed: int | None = None) -> np.ndarray:
+    """The starting parameters ``(w..., b)`` that :func:`train` uses, in the data's dtype.
+
+    ``"normal(mean, std)"`` draws the weights from that normal distribution
+    (the generator is seeded by ``seed``) and sets the bias to 0, as the
+    chapter does; ``"zeros"`` starts at 0; an array gives them explicitly.
+
+    >>> import numpy as np, rmsnum as rn
+    >>> problem = rn.LinearRegression(np.eye(3), np.ones(3))
+    >>> initial_parameters(problem, "zeros")
+    array([0., 0., 0., 0.])
+    """
+    return _initial(_init_spec(init, problem.dim), v.seed("seed", seed) or 0, problem)
+
+
+def _initial(spec: tuple | np.ndarray, seed: int, problem: LinearRegression) -> np.ndarray:
+    if isinstance(spec, np.ndarray):
+        params = spec
+    elif spec[0] == "zeros":
+        params = np.zeros(problem.dim)
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+        params = np.append(rng.normal(spec[1], spec[2], problem.features), 0.0)
+    with np.errstate(over="ignore"):
+        cast = params.astype(problem.dtype)
+    if not np.all(np.isfinite(cast)):
+        raise ValueError(f"init overflows {problem.dtype}: {params}")
+    return cast
+
+
+def _check_common(problem: Any, batch_size: Any, epochs: Any, record_every: Any, init: Any) -> tuple:
+    if not isinstance(problem, LinearRegression):
+        raise TypeError(f"problem must be a LinearRegression, got {type(problem).__name__}")
+    batch_size = v.integer("batch_size", batch_size, low=1)
+    if batch_size > problem.n:
+        raise ValueError(f"batch_size must be in [1, {problem.n}] (the number of examples), got {batch_size}")
+    epochs = v.integer("epochs", epochs, low=1)
+    record_every = v.integer("record_every", record_every, low=1)
+    return _Schedule(problem.n, batch_size, epochs, record_every), _init_spec(init, problem.dim)
+
+
+def _kernel_inputs(problem: LinearRegression) -> tuple:
+    """X, y and the exact expansion of the full-data loss at the optimum (H, p*, f*)."""
+    w_star, b_star = problem.optimum
+    return problem.X, problem.y, problem.hessian, np.append(w_star, b_star), problem.f_star
+
+
+def train(
+    opt: Optimizer,
+    problem: LinearRegression,
+    batch_size: int,
+    epochs: int,
+    *,
+    seed: int | None = None,
+    record_every: int = 200,
+    init: Any = DEFAULT_INIT,
+    backend: str = "cpu",
+) -> TrainResult:
+    """Train a linear regression with minibatches, as the chapter's ``train_ch11``.
+
+    The whole run (every epoch, every minibatch, the recorded losses) is one
+    call of a compiled kernel; ``backend="reference"`` runs a plain NumPy loop
+    instead (the oracle of the tests). Any optimizer works: every rule, option
+    and framework preset. A run whose minibatch loss stops being finite stops
+    there and is reported through ``diverged_at``; it never raises.
+
+    Parameters
+    ----------
+    opt : Optimizer
+        E.g. ``RMSProp(lr=0.01, gamma=0.9)``, the chapter's setting.
+    problem : LinearRegression
+        Its dtype (float32 or float64) is the working dtype.
+    batch_size : int
+        Examples per minibatch, in [1, n].
+    epochs : int
+        Passes over the data, >= 1; each visits the examples in a new order.
+    seed : int, optional
+        Fixes the initial weights and the shuffles (0 if None).
+    record_every : int, default 200
+        Record the full-data loss each time the examples seen reach a
+        multiple of this (the chapter's ``n % 200 == 0``).
+    init : str or array_like, default "normal(0, 0.01)"
+        ``"normal(mean, std)"`` weights with bias 0 (the chapter), ``"zeros"``,
+        or the d + 1 starting parameters (w..., b).
+    backend : {"cpu", "reference"}
+
+    Returns
+    -------
+    TrainResult
+
+    Notes
+    -----
+    The recorded and final losses use the exact expansion of the full-data
+    loss around the least-squares optimum, ``f* + (p - p*)^T H (p - p*) / 2``
+    with ``H = [X, 1]^T [X, 1] / n``, computed in float64: the same number as
+    the sum over the data (to rounding), at a cost independent of n.
+
+    Examples
+    --------
+    >>> import rmsnum as rn
+    >>> data = rn.data.synthetic_regression(n=1500, d=5, noise=0.1, seed=0)
+    >>> run = rn.train(rn.RMSProp(lr=0.01, gamma=0.9), rn.LinearRegression(data), batch_size=10, epochs=2, seed=0)
+    >>> run.loss_epochs[:3].round(4), run.loss_curve.shape
+    (array([0.1333, 0.2667, 0.4   ]), (15,))
+    >>> bool(run.final_loss < 0.01)
+    True
+    """
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"opt must be an rmsnum optimizer such as RMSProp(lr=0.01), got {type(opt).__name__}")
+    schedule, spec = _check_common(problem, batch_size, epochs, record_every, init)
+    seed_value = v.seed("seed", seed) or 0
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    dt = problem.dtype
+    initial = _initial(spec, seed_value, problem)
+    order = minibatch_order(problem.n, schedule.epochs, seed_value)
+    state = opt.init_like((problem.dim,), dt)
+    params = initial.copy()
+    loss = np.full(schedule.n_recorded, np.nan)
+    if backend == "cpu":
+        diverged, final_loss, elapsed = _train_compiled(opt, problem, schedule, params, state, order, loss)
+    else:
+        from .backends import reference
+
+        start = time.perf_counter()
+        diverged = reference.train(opt, problem, params, state, order, schedule.batch_size, schedule.record_every,
+                                   loss)
+        elapsed = time.perf_counter() - start
+        final_loss = float(problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64)))
+    from . import __version__
+
+    provenance = {
+        "rmsnum": __version__,
+        "backend": backend,
+        "dtype": dt.name,
+        "seed": seed_value,
+        "init": init if isinstance(init, str) else initial.tolist(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    initial.flags.writeable = False
+    return TrainResult(
+        loss_curve=loss, loss_epochs=schedule.record_examples / problem.n, w=params[:-1], b=params[-1],
+        final_loss=final_loss, diverged_at=None if diverged < 0 else diverged,
+        sec_per_epoch=elapsed / schedule.epochs, initial=initial, state=state, optimizer=opt, problem=problem,
+        batch_size=schedule.batch_size, epochs=schedule.epochs, record_every=schedule.record_every,
+        provenance=provenance,
+    )
+
+
+def _train_compiled(opt: Optimizer, problem: LinearRegression, schedule: _Schedule, params: np.ndarray,
+                    state: OptimizerState, order: np.ndarray, loss: np.ndarray) -> tuple[int, float, float]:
+    """One configuration through the training kernel (one lane, serial); ``params``,
+    ``state`` and ``loss`` are updated. Returns (diverged update or -1, final loss, seconds)."""
+    from .backends import cpu
+    from .simulate import _finish_lane, _lane_arguments
+
+    n = problem.dim
+    p = params.reshape(1, n, 1)
+    slots, d, dec, C, like = _lane_arguments(opt, state)
+    final_loss = np.empty((1, 1))
+    diverged = np.empty((1, 1), np.int64)
+    X, y, H, pstar, fstar = _kernel_inputs(problem)
+    run = cpu.train(opt.rule, p, *slots, d, dec, C, like, X, y, order, schedule.batch_size, schedule.record_every,
+                    H, pstar, fstar, loss.reshape(1, loss.size, 1), final_loss, diverged)
+    start = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - start
+    _finish_lane(state, d, schedule.steps, int(diverged[0, 0]))
+    return int(diverged[0, 0]), float(final_loss[0, 0]), elapsed
+
+
+# --------------------------------------------------------------------------- training sweeps
+
+
+@dataclass
+class _TrainingSweep:
+    """What a training sweep adds to a sweep plan (see :mod:`rmsnum.sweep`)."""
+
+    schedule: _Schedule
+    init: tuple | np.ndarray
+
+    @property
+    def n_recorded(self) -> int:
+        return self.schedule.n_recorded
+
+    def fingerprint_items(self) -> tuple:
+        return (self.schedule, self.init)
+
+    def start_group(self, plan: Any, group: Any, index: tuple[np.ndarray, ...], members: np.ndarray,
+                    out: dict[str, np.ndarray]) -> Callable[[], None]:
+        """Run one group's configurations, one kernel call per seed (all lanes
+        of a call see the same minibatches); returns the unpacking step."""
+        from .backends import cpu
+
+        problem = plan.objective
+        names = list(plan.axes)
+        seeds = (plan.axes["seed"][index[names.index("seed")]] if "seed" in plan.axes
+                 else np.full(members.size, plan.seed, np.uint64))
+        unpackers = []
+        for seed in np.unique(seeds):
+            sel = np.flatnonzero(seeds == seed)
+            p0 = _initial(self.init, int(seed), problem)
+            order = minibatch_order(problem.n, self.schedule.epochs, int(seed))
+            packed = _pack(plan, group, tuple(ix[sel] for ix in index),
+                                  np.broadcast_to(p0, (sel.size, problem.dim)))
+            nb, width = packed[0].shape[0], packed[0].shape[2]
+            final_loss = np.empty((nb, width))
+            diverged = np.empty((nb, width), np.int64)
+            loss_rec = np.full((nb, self.n_recorded, width), np.nan)
+            X, y, H, pstar, fstar = _kernel_inputs(problem)
+            cpu.train(group.representative.rule, *packed, X, y, order, self.schedule.batch_size,
+                      self.schedule.record_every, H, pstar, fstar, loss_rec, final_loss, diverged)()
+            unpackers.append(_unpacker(out, members[sel], {
+                "final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged, "loss": loss_rec}))
+
+        def unpack() -> None:
+            for unpack_seed in unpackers:
+                unpack_seed()
+        return unpack
+
+
+def train_sweep(
+    optimizer: Callable[..., Optimizer],
+    problem: LinearRegression,
+    batch_size: int,
+    epochs: int,
+    grid: dict[str, Any],
+    fixed: dict[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    record_every: int = 200,
+    init: Any = DEFAULT_INIT,
+    backend: Any = "cpu",
+    chunk_size: int | None = None,
+    checkpoint: Any = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Train every combination of ``grid``'s values, each a whole :func:`train` run.
+
+    The machinery of :func:`rmsnum.sweep` (groups, chunks, checkpoints, Dask,
+    progress) runs the training kernel: configurations move through every
+    minibatch together in SIMD lanes, blocks of them in parallel on all cores.
+    Every configuration sees the same minibatch order and starting
+    parameters (those of ``seed``), unless the grid has a ``"seed"`` axis;
+    each configuration's numbers equal :func:`train`'s bit for bit.
+
+    Parameters
+    ----------
+    optimizer : optimizer class or preset
+        E.g. ``rn.RMSProp`` or ``rn.RMSProp.torch``.
+    problem : LinearRegression
+    batch_size, epochs : int
+        As in :func:`train`.
+    grid : dict
+        Axis name -> values: any argument of ``optimizer``, and ``"seed"``
+        (each seed its own initial weights and minibatch order).
+    fixed : dict, optional
+        Arguments held fixed over the grid.
+    seed : int, optional
+        The seed of every configuration when there is no ``"seed"`` axis (0 if None).
+    record_every : int, default 200
+    init : str or array_like, default "normal(0, 0.01)"
+    backend : "cpu", "dask" or a dask.distributed.Client
+    chunk_size, checkpoint, progress
+        As in :func:`rmsnum.sweep`.
+
+    Returns
+    -------
+    SweepResult
+        ``final_x`` holds the final parameters (w..., b); ``final_loss`` and
+        ``loss`` the full-data losses (float64), ``loss_steps`` the updates and
+        ``loss_epochs`` the epochs at the recorded points; ``diverged_at``
+        counts updates; ``training`` holds the schedule.
+
+    Examples
+    --------
+    >>> import rmsnum as rn
+    >>> problem = rn.LinearRegression(rn.data.synthetic_regression(n=300, d=3, seed=1))
+    >>> res = rn.train_sweep(rn.RMSProp, problem, batch_size=10, epochs=2,
+    ...                      grid={"lr": [0.001, 0.01, 0.1], "gamma": [0.9, 0.99]}, progress=False)
+    >>> res.final_loss.shape, res.loss.shape, res.loss_epochs[-1]
+    ((3, 2), (3, 2, 3), np.float64(2.0))
+    """
+    name, names = _check_factory(optimizer)
+    schedule, spec = _check_common(problem, batch_size, epochs, record_every, init)
+    fixed = dict(fixed or {})
+    for key in fixed:
+        if key not in names:
+            raise ValueError(f"fixed has unknown hyperparameter {key!r}; allowed: {names}")
+    if isinstance(grid, dict) and "x0" in grid:
+        raise ValueError("a training sweep has no 'x0' axis; the starting parameters come from init and seed")
+    axes = _grid_axes(grid, names, fixed, problem.dim)
+    if "seed" in axes and seed is not None:
+        raise ValueError("give seed=None when the grid has a 'seed' axis")
+    seed_value = v.seed("seed", seed) or 0
+    if isinstance(backend, str) and backend == "cuda":
+        raise ValueError("train_sweep runs on the CPU: backend must be 'cpu', 'dask' or a dask.distributed.Client")
+    _check_backend(backend)
+    chunk = (_default_chunk_size(problem.dim, np.dtype(np.float64), schedule.n_recorded - 1, 1, None)
+             if chunk_size is None else v.integer("chunk_size", chunk_size))
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk}")
+    progress = v.boolean("progress", progress)
+    plan = _make_plan(optimizer, fixed, axes, problem, None, seed_value, schedule.steps,
+                             schedule.record_every, None, problem.dtype, chunk, _TrainingSweep(schedule, spec))
+    out = _execute_plan(plan, name, backend, checkpoint, progress)
+    shape = plan.shape
+    training = {
+        "batch_size": schedule.batch_size,
+        "epochs": schedule.epochs,
+        "record_every": schedule.record_every,
+        "init": init if isinstance(init, str) else spec.tolist(),
+        "record_examples": schedule.record_examples.tolist(),
+    }
+    return SweepResult(
+        axes=axes,
+        final_x=out["final_x"].reshape(shape + (problem.dim,)),
+        final_loss=out["final_loss"].reshape(shape),
+        diverged_at=out["diverged_at"].reshape(shape),
+        loss=out["loss"].reshape(shape + (plan.n_recorded,)),
+        loss_steps=schedule.record_steps,
+        tol=None,
+        steps_to_tol=None,
+        optimizer=name,
+        fixed={k: _item(val) for k, val in fixed.items()},
+        objective=problem,
+        steps=schedule.steps,
+        provenance=_provenance(backend, problem.dtype, seed if "seed" not in axes else None, chunk),
+        training=training,
+    )
