@@ -1,6 +1,7 @@
 """Shared fixtures and the table of optimizer configurations every backend is tested on."""
 
 import os
+from pathlib import Path
 
 import hypothesis
 import pytest
@@ -77,3 +78,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a real CUDA GPU"))
         elif runtime is None:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU or NUMBA_ENABLE_CUDASIM=1"))
+
+
+# The chapter's dataset, beside the checkout (present in CI); tests fall back to synthetic data without it.
+AIRFOIL = Path(__file__).resolve().parents[2] / "shared" / "data" / "airfoil_self_noise.dat"
+
+
+@pytest.fixture(scope="session")
+def regression_data():
+    """The chapter's airfoil data when a local copy exists, else synthetic data of the same shape."""
+    if AIRFOIL.exists():
+        return rn.data.load_airfoil(AIRFOIL)
+    return rn.data.synthetic_regression(n=1500, d=5, noise=0.5, seed=0)
+
+
+@pytest.fixture(scope="session")
+def airfoil():
+    """The chapter's airfoil data; skips the test without a local copy."""
+    if not AIRFOIL.exists():
+        pytest.skip(f"needs the airfoil data at {AIRFOIL}")
+    return rn.data.load_airfoil(AIRFOIL)

@@ -45,3 +45,35 @@ def test_editing_a_rule_invalidates_cached_kernels(tmp_path):
     after_edit = _run(tmp_path)
     assert after_edit["x"] == [0.0, 1.0]  # the edited rule ran, not a stale kernel
     assert after_edit["misses"] == 1
+
+
+CLASH_SCRIPT = """
+import json, sys, numpy as np, rmsnum as rn
+out = [0.0]
+for d in map(int, sys.argv[1:]):   # one rule, several compile-time dimensions
+    data = rn.data.synthetic_regression(n=40, d=d, seed=d)
+    problem = rn.LinearRegression(data)
+    runs = [rn.train(rn.RMSProp(lr=0.05), problem, 8, 2, record_every=8, backend=b) for b in ("cpu", "reference")]
+    out.append(float(np.max(np.abs(runs[0].loss_curve - runs[1].loss_curve))))
+    out.append(float(np.max(np.abs(runs[0].w - runs[1].w))))
+    A = np.arange(1.0, d + 1)
+    res = rn.sweep(rn.RMSProp, rn.Quadratic(A), np.ones(d), 30, {"lr": [0.01] * 64}, progress=False)
+    ref = rn.simulate(rn.RMSProp(lr=0.01), rn.Quadratic(A), np.ones(d), 30, backend="reference")
+    out.append(float(np.max(np.abs(res.final_x[0] - ref.x[-1]))))
+print(json.dumps(out))
+"""
+
+
+def test_cached_kernels_of_different_dimensions_do_not_clash(tmp_path):
+    """Kernels loaded from the disk cache call their helpers by symbol name. Two
+    kernels compiled in separate processes, then loaded into one, must each link
+    their own helpers (same rule, other dimension), not whichever loaded first."""
+    package = Path(rmsnum.__file__).parent
+    shutil.copytree(package, tmp_path / "rmsnum", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("NUMBA_CACHE_DIR", None)
+    for dims in (["3"], ["5"], ["3", "5"], ["5", "3"]):
+        out = subprocess.run([sys.executable, "-c", CLASH_SCRIPT, *dims], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert max(json.loads(out.stdout.strip().splitlines()[-1])) < 1e-12, dims

@@ -320,9 +320,19 @@ def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lane
     """A cached Numba dispatcher of ``template`` whose element update applies
     ``rule`` (for the multi-configuration kernel: with ``lanes`` lanes per block
     and ``dim`` coordinates, 0 for any)."""
-    names = dict(_update=_jit(rebind(_update, rule=compile_plain(rule, _jit))), LANES=lanes, DIM=dim)
-    names["_advance"] = _jit(rebind(_advance, **names))
-    names["_train_block"] = _jit(rebind(_train_block, **names))
+    tag = f"{rule.__name__}__{lanes}x{dim}"
+
+    def specialise(helper: Callable, **names) -> Callable:
+        # A helper that LLVM does not inline is linked by symbol, and a kernel
+        # loaded from the disk cache refers to it by name: the name must say
+        # which rule and constants it was compiled with, or two instances clash.
+        copy = rebind(helper, **names)
+        copy.__qualname__ = f"{helper.__name__}__{tag}"
+        return _jit(copy)
+
+    names = dict(_update=specialise(_update, rule=compile_plain(rule, _jit)), LANES=lanes, DIM=dim)
+    names["_advance"] = specialise(_advance, **names)
+    names["_train_block"] = specialise(_train_block, **names)
     fn = rebind(template, **names)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     if template is not _step_template:
