@@ -15,8 +15,13 @@ import numpy as np
 CHAPTER = dict(lr=0.4, gamma=0.9, x0=(-5.0, -2.0), steps=20)
 
 
-def demo(out: Path) -> list[str]:
-    """Reproduce the chapter's 2-D experiments; write PNGs into ``out``; return the summary lines."""
+def demo(out: Path, data: Path | None = None, download: bool = False) -> list[str]:
+    """Reproduce the chapter's experiments; write PNGs into ``out``; return the summary lines.
+
+    The regression part trains on the airfoil data when a copy is found
+    (``data``, ``RMSNUM_DATA`` or the user cache; downloaded only when
+    ``download``), else on synthetic data of the same shape.
+    """
     from matplotlib.figure import Figure
 
     from . import RMSProp, plot, quadratic_2d, rotated_quadratic_2d, simulate
@@ -51,6 +56,33 @@ def demo(out: Path) -> list[str]:
     fig = Figure(figsize=(6, 4))
     plot.loss_curve(gamma_one, ax=fig.subplots(), label="gamma = 1")
     save(fig, "gamma_one.png")
+
+    lines.extend(_demo_regression(data, download, save))
+    return lines
+
+
+def _demo_regression(path: Path | None, download: bool, save: Callable[[Any, str], None]) -> list[str]:
+    """The chapter's minibatch training from scratch: RMSProp lr 0.01, gamma 0.9, batch 10, 2 epochs."""
+    from matplotlib.figure import Figure
+
+    from . import LinearRegression, RMSProp, data, plot, train
+
+    try:
+        dataset = data.load_airfoil(path, download=download)
+        note = ""
+    except FileNotFoundError:
+        if path is not None:
+            raise
+        dataset = data.synthetic_regression()
+        note = " (no local copy of the airfoil data: rmsnum demo --data FILE, or --download)"
+    run = train(RMSProp(lr=0.01, gamma=0.9), LinearRegression(dataset), batch_size=10, epochs=2, seed=0)
+    lines = [f"minibatch linear regression on {dataset.name}{note}:",
+             "  RMSProp lr 0.01, gamma 0.9, batch 10, 2 epochs",
+             f"  loss: {run.loss_curve[-1]:.3f}, {run.sec_per_epoch:.3f} sec/epoch "
+             f"({run.sec_per_epoch * 1e6:.0f} us per epoch)"]
+    fig = Figure(figsize=(6, 4))
+    plot.loss_curve(run, ax=fig.subplots(), label="RMSProp from scratch")
+    save(fig, "regression_loss.png")
     return lines
 
 
@@ -300,8 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmsnum`` console script."""
     parser = argparse.ArgumentParser(prog="rmsnum", description="RMSProp-family optimizers, studied numerically.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="reproduce the chapter's 2-D experiments as PNG figures")
+    p_demo = sub.add_parser("demo", help="reproduce the chapter's experiments (2-D runs, airfoil regression) as PNGs")
     p_demo.add_argument("--out", type=Path, default=Path("rmsnum-demo"), help="output folder (default ./rmsnum-demo)")
+    p_demo.add_argument("--data", type=Path, default=None, metavar="FILE",
+                        help="the airfoil data file (default: $RMSNUM_DATA or the user cache; synthetic data if none)")
+    p_demo.add_argument("--download", action="store_true",
+                        help="download the airfoil data into the user cache when no local copy is found")
 
     p_sweep = sub.add_parser(
         "sweep", help="run a grid of hyperparameters on a 2-D objective; save the result and a heatmap",
@@ -351,7 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             p_sweep.error(str(err))
         return 0
 
-    lines = demo(args.out)
+    try:
+        lines = demo(args.out, args.data, args.download)
+    except (FileNotFoundError, ValueError) as err:
+        p_demo.error(str(err))
     print("rmsnum demo: the RMSProp chapter of Dive into Deep Learning, reproduced")
     print("\n".join(lines))
     print(f"done in {time.perf_counter() - start:.2f} s")

@@ -10,6 +10,7 @@ import numpy as np
 from .analysis import leaky_average_weights
 from .simulate import Trajectory
 from .sweep import SweepResult
+from .training import TrainResult
 
 DIVERGED_COLOR = "#d62728"
 """Hatch colour of diverged cells in :func:`sweep_heatmap` (drawn over white, so it reads in greyscale too)."""
@@ -59,21 +60,43 @@ def trace_2d(traj: Trajectory, ax: Any = None, *, margin: float = 1.0, resolutio
     return ax
 
 
-def loss_curve(traj: Trajectory, ax: Any = None, *, label: str | None = None) -> Any:
-    """``log10(f(x_t) - f*)`` against the step; a divergence is marked.
+def loss_curve(run: Trajectory | TrainResult, ax: Any = None, *, label: str | None = None) -> Any:
+    """A run's loss curve; a divergence is marked.
 
-    The logarithm is taken before plotting (rather than a log-scaled axis) so
-    that diverging runs whose loss nears the float range still draw.
+    For a :class:`~rmsnum.TrainResult`, the chapter's figure: the full-data
+    loss against epochs, with the least-squares optimum's loss dashed. For a
+    :class:`~rmsnum.Trajectory`, ``log10(f(x_t) - f*)`` against the step (the
+    logarithm is taken before plotting, rather than a log-scaled axis, so that
+    diverging runs whose loss nears the float range still draw).
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import rmsnum as rn
+    >>> problem = rn.LinearRegression(rn.data.synthetic_regression(n=300, d=2))
+    >>> ax = loss_curve(rn.train(rn.RMSProp(lr=0.01), problem, batch_size=10, epochs=2))
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('epoch', 'loss (full data)')
     """
     ax = _axes(ax)
-    gap = np.abs(traj.gap.astype(np.float64))
+    if isinstance(run, TrainResult):
+        ax.plot(run.loss_epochs, run.loss_curve, label=label)
+        ax.axhline(run.problem.f_star, color="0.4", linestyle=":", linewidth=1,
+                   label=f"least-squares optimum {run.problem.f_star:.4f}")
+        ax.set_xlim(0, run.epochs)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (full data)")
+        if run.diverged:
+            ax.axvline(run.diverged_at / -(-run.problem.n // run.batch_size), color="0.3", linestyle="--",
+                       label=f"diverged at update {run.diverged_at}")
+        ax.legend()
+        return ax
+    gap = np.abs(run.gap.astype(np.float64))
     with np.errstate(divide="ignore"):
         ax.plot(np.arange(gap.size), np.log10(gap), label=label)
-    if traj.diverged:
-        ax.axvline(traj.diverged_at, color="0.3", linestyle="--", label=f"diverged at step {traj.diverged_at}")
+    if run.diverged:
+        ax.axvline(run.diverged_at, color="0.3", linestyle="--", label=f"diverged at step {run.diverged_at}")
     ax.set_xlabel("step")
     ax.set_ylabel("log10(f(x) - f*)")
-    if label is not None or traj.diverged:
+    if label is not None or run.diverged:
         ax.legend()
     return ax
 

@@ -1,5 +1,6 @@
 """The rmsnum command."""
 
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,16 @@ import pytest
 
 from rmsnum import cli
 
-FIGURES = {"weights.png", "rmsprop_2d.png", "rmsprop_rotated.png", "gamma_one.png"}
+from conftest import AIRFOIL
+
+FIGURES = {"weights.png", "rmsprop_2d.png", "rmsprop_rotated.png", "gamma_one.png", "regression_loss.png"}
+
+
+@pytest.fixture(autouse=True)
+def no_local_data(tmp_path, monkeypatch):
+    """The demo must not find (or download) a user's copy of the airfoil data in these tests."""
+    monkeypatch.delenv("RMSNUM_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def test_demo_writes_figures_and_prints_the_chapter(tmp_path, capsys):
@@ -15,10 +25,28 @@ def test_demo_writes_figures_and_prints_the_chapter(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch 20, x1: -0.010599, x2: 0.000000" in out
     assert "diverged at step" in out
+    assert "synthetic" in out and "no local copy of the airfoil data" in out
+    assert re.search(r"loss: 0\.0\d\d, 0\.\d\d\d sec/epoch", out)
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert written == FIGURES
     for name in FIGURES:
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_trains_on_the_airfoil_data(tmp_path, capsys):
+    if not AIRFOIL.exists():
+        pytest.skip(f"needs the airfoil data at {AIRFOIL}")
+    assert cli.main(["demo", "--out", str(tmp_path), "--data", str(AIRFOIL)]) == 0
+    out = capsys.readouterr().out
+    assert "airfoil self-noise" in out
+    assert re.search(r"loss: 0\.2[34]\d, 0\.\d\d\d sec/epoch", out)
+
+
+def test_demo_with_a_missing_data_file_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "--out", str(tmp_path), "--data", str(tmp_path / "nope.dat")])
+    assert exc.value.code == 2
+    assert "nope.dat" in capsys.readouterr().err
 
 
 def test_demo_default_folder(tmp_path, monkeypatch):
