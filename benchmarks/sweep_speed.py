@@ -90,6 +90,8 @@ import numpy as np
 
 import rmsnum as rn
 
+from common import print_table
+
 TARGET_C_RATIO = 0.9
 TARGET_NUMPY_RATIO = 10.0
 STEPS = 1000
@@ -439,14 +441,6 @@ def _ratio(num: float | None, den: float | None, target: float | None = None, ti
     return text
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    ncol = max(len(row) for row in rows)
-    rows = [row + ("",) * (ncol - len(row)) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(ncol)]
-    for row in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-
 def print_header(q: bool, c_sweep: CBaseline | None, c_note: str) -> None:
     """Versions, threads, the C build (or why it is skipped) and the problem."""
     c_threads = "" if c_sweep is None else f", {c_sweep.threads} OpenMP threads, C block {c_sweep.block}"
@@ -477,7 +471,7 @@ def print_main(r: dict, numpy_steps: int, reps: int) -> None:
                  "rmsnum/NumPy " + _ratio(mine, np_rate, TARGET_NUMPY_RATIO, times=True) if mine else ""))
     if c_rate is not None:
         rows.append(("", "", "", "C/NumPy " + _ratio(c_rate, np_rate, times=True)))
-    _print_table(rows)
+    print_table(rows)
 
 
 def print_threads(runs: dict[int, dict], reps: int) -> None:
@@ -495,7 +489,7 @@ def print_threads(runs: dict[int, dict], reps: int) -> None:
     rows.append((f"k = {THREAD_COUNTS[-1]} / k = {THREAD_COUNTS[0]}",
                  f"rmsnum {_ratio(hi.get('rmsnum'), lo.get('rmsnum'), times=True)}",
                  f"C {_ratio(hi.get('C'), lo.get('C'), times=True)}"))
-    _print_table(rows)
+    print_table(rows)
 
 
 def print_configs(scaling: list[dict]) -> None:
@@ -511,7 +505,7 @@ def print_configs(scaling: list[dict]) -> None:
     if SWEEP is not None:
         spread = [s["rates"]["rmsnum"] for s in scaling]
         rows.append(("rmsnum flatness", f"min/max {min(spread) / max(spread):.2f}"))
-    _print_table(rows)
+    print_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -534,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\nagreement (final x, final loss, divergence step; bit for bit)")
         rows, agreed = check_agreement(c_sweep, STEPS)
-        _print_table(rows)
+        print_table(rows)
 
         print_main(bench_main(c_sweep, STEPS, numpy_steps, main_reps), numpy_steps, main_reps)
         if SWEEP is not None or c_sweep is not None:

@@ -55,6 +55,8 @@ import numpy as np
 import rmsnum as rn
 from rmsnum.backends.reference import chapter_rmsprop
 
+from common import print_table
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/airfoil_self_noise.dat"
 CHAPTER = dict(batch_size=10, epochs=2, seed=0, record_every=200)
 LR, GAMMA, EPS = 0.01, 0.9, 1e-6
@@ -163,14 +165,6 @@ def _ratio(num: float, den: float, target: float) -> str:
     return f"{r:.1f}x (target >= {target:g}: {'ok' if r >= target else 'MISSED'})"
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    ncol = max(len(row) for row in rows)
-    rows = [row + ("",) * (ncol - len(row)) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(ncol)]
-    for row in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 1000 sequential configurations")
@@ -189,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     r = bench_chapter(problem, chapter_reps)
     print(f"\nchapter run: RMSProp(lr={LR}, gamma={GAMMA}), batch 10, 2 epochs, loss every 200 examples "
           f"({r['n_losses']} points), median of {chapter_reps}, seconds per epoch")
-    _print_table([
+    print_table([
         ("(a) fused kernel (run.sec_per_epoch)", f"{r['kernel'] * 1e6:9.1f} us",
          "NumPy/(a) " + _ratio(r["numpy"], r["kernel"], TARGET_NUMPY)),
         ("(b) train() end to end", f"{r['train'] * 1e6:9.1f} us", f"NumPy/(b) {r['numpy'] / r['train']:.1f}x"),
@@ -204,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     scaled = f", {s['n_seq']} configs run, time x {stride}" if stride > 1 else ""
     print(f"\ntraining sweep: {LRS.size} lr in [1e-4, 1] x {GAMMAS.size} gamma in [0.5, 0.999] = {size} configs "
           f"x 2 epochs ({s['diverged']} diverge), configuration-epochs per second")
-    _print_table([
+    print_table([
         ("rn.train_sweep", f"{s['sweep']:8.3f} s", f"{_g(rate)}/s",
          f"target >= {_g(TARGET_SWEEP_RATE)}: {'ok' if rate >= TARGET_SWEEP_RATE else 'MISSED'}",
          f"(median of {s['n_sweeps']})"),
