@@ -309,7 +309,8 @@ def train(
         diverged = reference.train(opt, problem, params, state, order, schedule.batch_size, schedule.record_every,
                                    loss)
         elapsed = time.perf_counter() - start
-        final_loss = float(problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64)))
+        with np.errstate(all="ignore"):  # a diverged run's loss overflows: a result, not a warning
+            final_loss = float(problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64)))
     from . import __version__
 
     provenance = {
