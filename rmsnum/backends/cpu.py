@@ -34,6 +34,7 @@ from typing import Callable
 import numba
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
 from .. import rules
 from . import _cache
@@ -88,6 +89,19 @@ def _advance(x, g, s, m, a, d, dec, C, like, r1, r2, one):
                 _update(x, g, (i, j), s, m, a, r1[j], r2[j], c)
 
 
+def _coefficients_at(C, t):
+    """The coefficients (k, w) of update ``t`` from a block's ``C``: row
+    ``min(t, T - 1)`` of a (T, k, w) table, or all of a (k, w) one."""
+    return C[min(t, C.shape[0] - 1)] if C.ndim == 3 else C
+
+
+@overload(_coefficients_at)
+def _coefficients_at_impl(C, t):
+    if C.ndim == 3:
+        return lambda C, t: C[min(t, C.shape[0] - 1)]
+    return lambda C, t: C
+
+
 @_jit
 def _restart(value, x, g, s, m, a, n, w):
     """Restart from zero the lanes whose ``value`` is not finite. Their results
@@ -111,9 +125,11 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
     together (SIMD), blocks run in parallel. ``x``, ``s``, ``m``, ``a``
     (blocks, n, w) hold the start and state and end with the final values;
     ``d`` (blocks, 2, w) the bias denominators with decays ``dec`` (blocks, 4, w),
-    or both None for rules without bias correction. ``C`` (blocks, k, w) holds
-    the coefficients that are not ZERO/ONE in ``like``. ``seeds`` (blocks, w)
-    keys the gradient noise of scale ``sigma`` (None: no noise).
+    or both None for rules without bias correction. ``C`` (blocks, T, k, w) holds
+    the coefficients that are not ZERO/ONE in ``like``, one row per update:
+    update ``t`` uses row ``min(t, T - 1)`` (T = steps: a per-step schedule);
+    ``C`` (blocks, k, w) holds the coefficients of every update. ``seeds``
+    (blocks, w) keys the gradient noise of scale ``sigma`` (None: no noise).
 
     Outputs (blocks, ..., w): ``final_loss`` and ``diverged`` (first step whose
     x or loss is not finite, else -1; a diverged lane stops there); when not
@@ -188,7 +204,7 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
                     for j in range(w):
                         noise[j] = _gaussian(seedb[j], 0, t, i)
                         g[i, j] = g[i, j] + sigma * noise[j]
-            _advance(xb, g, sb, mb, ab, db, decb, Cb, like, r1, r2, one)
+            _advance(xb, g, sb, mb, ab, db, decb, _coefficients_at(Cb, t), like, r1, r2, one)
         for j in range(w):
             if div[j] < 0:
                 final[j] = value[j]
@@ -376,14 +392,23 @@ def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, r1, r2, c: tuple
 
 
 def coefficient_table(rows: list[tuple], dtype: np.dtype) -> tuple[np.ndarray, tuple]:
-    """``(C, like)`` from one coefficient tuple per configuration: ``C`` (k, nconf)
-    holds the numeric coefficients, ``like`` the ZERO/ONE pattern, which must be
-    the same in every tuple."""
-    like = rows[0]
+    """``(C, like)`` from one coefficient tuple per configuration (or per step):
+    ``like`` keeps ZERO or ONE where every tuple has that same neutral and a
+    number elsewhere, and ``C`` (k, len(rows)) holds the k coefficients that are
+    numbers in ``like`` (a neutral counts as its value where others are numbers)."""
+    dt = np.dtype(dtype).type
+
+    def common(column: tuple) -> object:
+        first = column[0]
+        if isinstance(first, Neutral) and all(c is first for c in column):
+            return first
+        return dt(float(next(c for c in column if not isinstance(c, Neutral))))
+
+    like = tuple(common(column) for column in zip(*rows))
     numeric = [k for k, c in enumerate(like) if not isinstance(c, Neutral)]
     C = np.empty((len(numeric), len(rows)), dtype)
     for j, row in enumerate(rows):
-        C[:, j] = [row[k] for k in numeric]
+        C[:, j] = [float(row[k]) for k in numeric]
     return C, like
 
 
@@ -393,8 +418,10 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
     """Run blocks of configurations on a quadratic; see :func:`_run_quadratic_template`.
 
     Every array is C-contiguous in the working dtype (checked by the caller).
-    Blocks of one lane run serially (a single trajectory), blocks of
-    :data:`LANES` lanes in parallel.
+    ``C`` is (blocks, T, k, w) with one row of coefficients per update, or
+    (blocks, k, w) for the same coefficients at every update (a kernel of its
+    own, without the row lookup). Blocks of one lane run serially (a single
+    trajectory), blocks of :data:`LANES` lanes in parallel.
     """
     dt = x.dtype.type
     if x.shape[2] not in (1, LANES):

@@ -78,9 +78,24 @@ def step(opt: Optimizer, x: np.ndarray, g: np.ndarray, state: OptimizerState) ->
         _RULES[type(opt)](opt, x, g, state, state.t)
 
 
+def gradient(objective: Quadratic, x: np.ndarray, t: int, seed: int) -> np.ndarray:
+    """The gradient ``A x - b`` in ``x``'s dtype, plus the gradient noise of update ``t``."""
+    dt = x.dtype.type
+    A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
+    g = (A * x if A.ndim == 1 else A @ x) - b
+    if objective.noise:
+        z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
+                      for i in range(x.size)], dtype=x.dtype)
+        g = g + dt(objective.noise) * z
+    return g
+
+
 def simulate(opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarray, state: OptimizerState,
-             seed: int) -> int:
-    """Fill ``X`` and ``loss`` from ``X[0]`` step by step; return the diverged step or -1."""
+             seed: int, per_step: list[Optimizer] | None = None) -> int:
+    """Fill ``X`` and ``loss`` from ``X[0]`` step by step; return the diverged step or -1.
+
+    Update t applies ``per_step[t]`` when given (a schedule), else ``opt``.
+    """
     dt = X.dtype.type
     A, b = objective.A.astype(X.dtype), objective.b.astype(X.dtype)
     x = X[0].copy()
@@ -94,13 +109,9 @@ def simulate(opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarr
                 return t
             if t == steps:
                 return -1
-            g = ax - b
-            if objective.noise:
-                z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
-                              for i in range(x.size)], dtype=X.dtype)
-                g = g + dt(objective.noise) * z
+            g = gradient(objective, x, t, seed)
             state.t += 1
-            _RULES[type(opt)](opt, x, g, state, state.t)
+            _RULES[type(opt)](opt if per_step is None else per_step[t], x, g, state, state.t)
     return -1
 
 
