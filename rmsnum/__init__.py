@@ -6,7 +6,10 @@
 -0.010599
 """
 
-from . import data
+import importlib
+from typing import Any
+
+from . import analysis, data
 from .objectives import LinearRegression, Quadratic, quadratic_2d, rotated_quadratic_2d
 from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
 from .simulate import Trajectory, simulate
@@ -14,6 +17,16 @@ from .sweep import SweepResult, sweep
 from .training import TrainResult, train, train_sweep
 
 __version__ = "0.1.0"
+
+_LAZY = ("classification", "plot", "report", "studies")  # they import matplotlib or are rarely needed
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``rn.plot``, ``rn.studies``, ``rn.classification`` and ``rn.report`` on first use."""
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Adagrad",
@@ -28,10 +41,15 @@ __all__ = [
     "SweepResult",
     "Trajectory",
     "TrainResult",
+    "analysis",
+    "classification",
     "data",
+    "plot",
     "quadratic_2d",
+    "report",
     "rotated_quadratic_2d",
     "simulate",
+    "studies",
     "sweep",
     "train",
     "train_sweep",

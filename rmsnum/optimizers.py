@@ -278,6 +278,8 @@ def _on(value: Any) -> bool:
     whole column of configurations at once, grouped so that each option is on
     for all of them or for none.
     """
+    if isinstance(value, (int, float)):  # the common scalar case, without NumPy's overhead
+        return value > 0
     return bool(np.all(np.asarray(value) > 0))
 
 
