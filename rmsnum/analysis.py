@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as v
+from . import rules
 from .objectives import Quadratic
 from .optimizers import Adagrad, Adam, Optimizer, RMSProp
 from .simulate import Trajectory
@@ -78,8 +79,9 @@ def half_life(gamma: Any) -> Any:
     (6.579, 1.0)
     """
     values = _hyperparameter_grid(gamma, "gamma") if isinstance(gamma, SweepResult) else _gammas(gamma)
-    with np.errstate(divide="ignore"):
-        out = np.where(values == 0, 0.0, math.log(2) / -np.log(np.where(values == 0, 0.5, values)))
+    inside = (values > 0) & (values < 1)
+    out = np.where(values == 0, 0.0, np.inf)  # -ln 1 is -0.0: spell gamma = 1 out, or ln 2 / -0.0 gives -inf
+    out[inside] = math.log(2) / -np.log(values[inside])
     return float(out.ravel()[0]) if np.ndim(gamma) == 0 and not isinstance(gamma, SweepResult) else out
 
 
@@ -122,8 +124,8 @@ def _series(run: Any, where: str, history: bool = True) -> _Series:
         dtype, f_star = run.final_loss.dtype, run.objective.f_star
     else:
         raise TypeError(f"run must be a Trajectory or a SweepResult, got {type(run).__name__}")
-    # A gap within a few ulp of f* is rounding, not progress.
-    floor = max(4 * float(np.finfo(dtype).eps) * abs(f_star), float(np.finfo(np.float64).tiny))
+    # A gap within a few ulp of f*, or subnormal in the run's dtype, is rounding, not progress.
+    floor = max(4 * float(np.finfo(dtype).eps) * abs(f_star), float(np.finfo(dtype).tiny))
     return _Series(steps, gap, final, diverged, shape, floor)
 
 
@@ -657,7 +659,10 @@ def effective_step(traj: Trajectory) -> np.ndarray:
     optimizer is; Adagrad ``sqrt(s + eps)``; Adam ``sqrt(v_hat) + eps``; SGD and
     Momentum ``lr``. The state is replayed from the trajectory's iterates and
     gradients (noise included), so this needs the whole trajectory, which a
-    sweep does not keep.
+    sweep does not keep. The replay and ``den`` use the arithmetic of the
+    compiled kernels in the trajectory's dtype, so for a ``"cpu"`` run the
+    replayed state equals ``traj.state`` bit for bit and the last row is
+    ``lr / den`` of the final state (other backends agree within a few ulp).
 
     Returns
     -------
@@ -675,8 +680,6 @@ def effective_step(traj: Trajectory) -> np.ndarray:
         raise TypeError(f"traj must be a Trajectory (a sweep keeps no iterates), got {type(traj).__name__}")
     if traj.schedule:
         raise ValueError("effective_step does not replay scheduled runs yet; the schedule is in traj.schedule")
-    from .backends import reference
-
     opt, steps = traj.optimizer, traj.steps if traj.diverged_at is None else traj.diverged_at
     state = opt.init_like((traj.objective.dim,), traj.x.dtype)
     seed = traj.provenance.get("seed") or 0
@@ -684,29 +687,48 @@ def effective_step(traj: Trajectory) -> np.ndarray:
     with np.errstate(all="ignore"):
         for t in range(steps):
             x = traj.x[t].copy()
-            reference.step(opt, x, reference.gradient(traj.objective, x, t, seed), state)
+            opt.step(x, _kernel_gradient(traj.objective, x, t, seed), state)  # the compiled rule, as the kernels
             out[t] = _step_size(opt, state)
     return out
 
 
+def _kernel_gradient(objective: Quadratic, x: np.ndarray, t: int, seed: int) -> np.ndarray:
+    """The gradient of update ``t`` as the compiled kernels form it, in ``x``'s dtype: ``(A x)_i``
+    summed over coordinates in order, minus ``b``, plus the noise of update ``t``."""
+    A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
+    if A.ndim == 1:
+        ax = A * x
+    else:
+        ax = A[:, 0] * x[0]
+        for k in range(1, x.size):
+            ax = ax + A[:, k] * x[k]
+    g = ax - b
+    if objective.noise:
+        z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
+                      for i in range(x.size)], dtype=x.dtype)
+        g = g + x.dtype.type(objective.noise) * z
+    return g
+
+
 def _step_size(opt: Optimizer, state: Any) -> np.ndarray:
+    """``lr / den`` (float64) of a state made by ``opt.step``, ``den`` in the state's dtype as the rules form it
+    (bias corrections as products with ``1 / d``; a float64 recomputation from float32 state could differ,
+    e.g. turn a centred variance of 0 into a negative one)."""
     if isinstance(opt, RMSProp):
-        s = state.s.astype(np.float64)
-        a = 0.0
-        if opt.bias_correction:
-            correction = 1 - opt.gamma ** state.t
-            s = s / correction
+        dt = state.s.dtype.type
+        r1 = dt(1) / state.d1 if opt.bias_correction else dt(1)
+        var = state.s * r1
         if opt.centered:
-            a = state.g_avg.astype(np.float64) / (correction if opt.bias_correction else 1.0)
-        var = s - a * a
-        den = np.sqrt(var + opt.eps) if opt.eps_in_sqrt else np.sqrt(var) + opt.eps
+            var = var - (state.g_avg * r1) * (state.g_avg * r1)
+        den = np.sqrt(var + dt(opt.eps)) if opt.eps_in_sqrt else np.sqrt(var) + dt(opt.eps)
     elif isinstance(opt, Adagrad):
-        den = np.sqrt(state.s.astype(np.float64) + opt.eps)
+        den = np.sqrt(state.s + state.s.dtype.type(opt.eps))
     elif isinstance(opt, Adam):
-        den = np.sqrt(state.s.astype(np.float64) / (1 - opt.beta2 ** state.t)) + opt.eps
+        dt = state.s.dtype.type
+        den = np.sqrt(state.s * (dt(1) / state.d2)) + dt(opt.eps)
     else:  # SGD, Momentum: the step is lr
         return np.full(state.m.shape if state.m is not None else 1, opt.lr, dtype=np.float64)
-    return opt.lr / den
+    return opt.lr / den.astype(np.float64)
 
 
 def instability_threshold(objective: Quadratic, eps: float = 1e-6, *, eps_in_sqrt: bool = True,

@@ -235,12 +235,16 @@ def rotation(angles: Any = None, lrs: Any = None, steps: int = 2000, tol: float 
     findings = [
         f"Axis-aligned (0 degrees), tuned RMSProp reaches f - f* < {tol:g} in {rms[0]} steps (lr {best_lr['RMSProp'][0]:.3g}); "
         f"rotated by {degrees[k45]:.0f} degrees it needs {rms[k45]} (lr {best_lr['RMSProp'][k45]:.3g}).",
-        f"Gradient descent needs {gd.min()}-{gd.max()} steps at every angle: it is rotation-invariant, so the "
+        f"Gradient descent needs {_span(gd)} steps at every angle: it is rotation-invariant, so the "
         "difference is RMSProp's diagonal preconditioner, which cannot align with rotated curvature directions.",
         "At 90 degrees the axes are swapped and aligned again: "
         + (f"{rms[-1]} steps, as at 0 degrees." if degrees[-1] == 90 else "outside the angles run."),
     ]
     return Study("rotation", "Exercise 2: the rotated objective", findings, data, fig)
+
+
+def _span(values: np.ndarray) -> str:
+    return f"{values.min()}" if values.min() == values.max() else f"{values.min()}-{values.max()}"
 
 
 # --- exercise 3 ---------------------------------------------------------------------------------------------------
@@ -255,6 +259,17 @@ def _regression_data(data: Any) -> RegressionData:
         return load_airfoil(download=False)
     except FileNotFoundError:
         return synthetic_regression()
+
+
+def _short(dataset: RegressionData) -> str:
+    return "synthetic data" if dataset.source == "synthetic" else dataset.name.split(" (")[0]
+
+
+def _described(dataset: RegressionData) -> str:
+    if dataset.source == "synthetic":
+        return (f"{dataset.name}, a stand-in: no local copy of the airfoil data was found "
+                "(pass data=PATH, set RMSNUM_DATA, or rmsnum report --data FILE)")
+    return dataset.name
 
 
 def real_problem(data: Any = None, lrs: Any = None, seeds: int = 5, epochs: int = 2,
@@ -313,14 +328,14 @@ def real_problem(data: Any = None, lrs: Any = None, seeds: int = 5, epochs: int 
     left.set_yscale("log")
     left.set_xlabel("learning rate")
     left.set_ylabel(f"final loss - least-squares loss, after {epochs} epochs")
-    left.set_title(f"RMSProp (gamma 0.9) on {dataset.name}", loc="left")
+    left.set_title(f"RMSProp (gamma 0.9) on {_short(dataset)}", loc="left")
     left.legend(fontsize="small")
     plot.loss_curve(chapter, ax=middle, label="lr 0.01 (the chapter)")
     plot.loss_curve(tuned, ax=middle, label=f"lr {lrs[best]:.3g} (best of the sweep)")
     middle.lines[-1].set_linestyle("--")
     middle.set_title("Loss curves, seed 0", loc="left")
     findings = [
-        f"On {dataset.name}, the chapter's lr 0.01 ends at loss {chapter.final_loss:.4f} (seed 0; mean over {seeds} "
+        f"On {_described(dataset)}, the chapter's lr 0.01 ends at loss {chapter.final_loss:.4f} (seed 0; mean over {seeds} "
         f"seeds {mean[np.argmin(np.abs(lrs - 0.01))]:.4f} at lr {lrs[np.argmin(np.abs(lrs - 0.01))]:.3g}); "
         f"the least-squares optimum is {problem.f_star:.4f}.",
         f"The best lr of the sweep is {lrs[best]:.3g} (mean final loss {mean[best]:.4f}); at lr {lrs[0]:.3g} "
@@ -364,13 +379,19 @@ def _fashion_mnist(path: str | Path, rows: int) -> dict[str, Any]:
 def gamma_schedules(steps: int = 2000, lr: float = 0.4, data: Any = None, gammas: Any = None, lrs: Any = None) -> Study:
     """Exercise 4: schedules of gamma and lr, and the sensitivity of the final loss to gamma.
 
-    On the chapter's quadratic, three runs of ``steps`` updates from the
-    chapter's start: constant lr and gamma (which ends on the period-2 orbit
-    ``x_i = +-lr/2``), lr decaying as ``lr / sqrt(t + 1)`` (the orbit shrinks
-    with the step: the gap follows the orbit of the current lr), and gamma
-    rising as ``1 - 1/(t + 2)``, which makes ``s`` the plain mean of all
-    squared gradients so far: it keeps the large early gradients, the step
-    shrinks and the run converges.
+    On the chapter's quadratic, four runs of ``steps`` updates from the
+    chapter's start:
+
+    - constant lr and gamma: the run ends on the period-2 orbit ``x_i = +-lr/2``;
+    - lr decaying as ``lr / sqrt(t + 1)``: the orbit shrinks with the step, the
+      gap follows the orbit of the current lr;
+    - gamma rising as ``1 - 1/(t + 2)``, which makes ``s`` the plain mean of all
+      squared gradients so far: it converges fast while the early gradients
+      dominate ``s``, but ``s`` then decays like ``1/t``, the step grows like
+      ``sqrt(t)`` and the optimum loses its stability again: bursts, each
+      further apart (their steps are in ``data["bursts"]``);
+    - both schedules: ``lr_t / sqrt(s_t)`` is then ``lr / sqrt(sum of g^2)``,
+      Adagrad's step, which never grows: linear convergence, no bursts.
 
     The sensitivity map: final loss of the chapter's airfoil training (2
     epochs, batch 10) over a grid of gamma and lr.
@@ -379,10 +400,10 @@ def gamma_schedules(steps: int = 2000, lr: float = 0.4, data: Any = None, gammas
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import rmsnum as rn
-    >>> study = gamma_schedules(steps=500, data=rn.data.synthetic_regression(n=300),
+    >>> study = gamma_schedules(steps=1000, data=rn.data.synthetic_regression(n=300),
     ...                         gammas=[0.5, 0.9], lrs=[1e-2, 1e-1])
-    >>> [study.data["classes"][k] for k in ("constant", "lr / sqrt(t + 1)", "gamma = 1 - 1/(t + 2)")]
-    ['orbit', 'stalled', 'converged']
+    >>> study.data["classes"]["constant"], study.data["bursts"]["gamma ramp"], study.data["bursts"]["both"]
+    ('orbit', [571], [])
     """
     steps = v.integer("steps", steps, low=10)
     lr = v.real("lr", lr, low=0.0, low_open=True)
@@ -393,31 +414,41 @@ def gamma_schedules(steps: int = 2000, lr: float = 0.4, data: Any = None, gammas
             raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers, got {values!r}")
     q = quadratic_2d()
     opt = RMSProp(lr=lr, gamma=0.9)
-    t = np.arange(steps)
-    schedules = {"constant": None, "lr / sqrt(t + 1)": {"lr": lr / np.sqrt(t + 1)},
-                 "gamma = 1 - 1/(t + 2)": {"gamma": lambda k: 1 - 1 / (k + 2)}}
+    decay = lr / np.sqrt(np.arange(steps) + 1)
+
+    def ramp(t: int) -> float:
+        return 1 - 1 / (t + 2)
+
+    schedules = {"constant": None, "lr decay": {"lr": decay}, "gamma ramp": {"gamma": ramp},
+                 "both": {"lr": decay, "gamma": ramp}}
     runs = {name: simulate(opt, q, CHAPTER_X0, steps, schedule=schedule) for name, schedule in schedules.items()}
-    final_lr = lr / math.sqrt(steps)
+    final_lr = float(decay[-1])
     orbit_gap = {name: float(np.sum(q.curvatures * analysis.orbit_amplitude(rate, q.curvatures) ** 2 / 2))
-                 for name, rate in (("constant", lr), ("lr / sqrt(t + 1)", final_lr))}
-    problem = LinearRegression(_regression_data(data))
+                 for name, rate in (("constant", lr), ("lr decay", final_lr))}
+    bursts = {name: _bursts(run.gap) for name, run in runs.items()}
+    both_rate = analysis.fit_rate(runs["both"])
+    dataset = _regression_data(data)
+    problem = LinearRegression(dataset)
     sensitivity = train_sweep(RMSProp, problem, batch_size=10, epochs=2, grid={"gamma": gammas, "lr": lrs},
                               fixed={"eps": 1e-6}, progress=False)
     data_out = {"steps": steps, "lr": lr, "final_gap": {name: float(run.gap[-1]) for name, run in runs.items()},
                 "classes": {name: analysis.classify(run) for name, run in runs.items()},
-                "orbit_gap_theory": orbit_gap, "trajectories": runs, "sensitivity": sensitivity,
+                "bursts": bursts, "both_rate": both_rate, "orbit_gap_theory": orbit_gap, "trajectories": runs, "sensitivity": sensitivity,
                 "gammas": gammas, "lrs": lrs}
 
     fig, (left, middle, right) = _figure(3)
-    for (name, run), style in zip(runs.items(), ("-", "--", ":")):
-        plot.loss_curve(run, ax=left, label=name)
-        left.lines[-1].set_linestyle(style)
+    labels = {"constant": "constant", "lr decay": "lr / sqrt(t + 1)", "gamma ramp": "gamma = 1 - 1/(t + 2)",
+              "both": "both"}
+    for name, run in runs.items():
+        plot.loss_curve(run, ax=left, label=labels[name])
+    for line, style in zip(left.lines, ("-", "--", ":", "-.")):
+        line.set_linestyle(style)
+    left.legend(fontsize="small")
     left.set_title(f"RMSProp lr {lr:g}, gamma 0.9, on 0.1 x1^2 + 2 x2^2", loc="left")
-    plot.schedule(runs["lr / sqrt(t + 1)"], ax=middle)
-    plot.schedule(runs["gamma = 1 - 1/(t + 2)"], ax=middle)
+    plot.schedule(runs["both"], ax=middle)
     middle.set_title("The schedules", loc="left")
     plot.sweep_heatmap(sensitivity, ax=right, label="log10(final loss - least-squares loss)")
-    right.set_title(f"Airfoil, 2 epochs: final loss over gamma and lr", loc="left")
+    right.set_title(f"{_short(dataset)}, 2 epochs: final loss over gamma and lr", loc="left")
     best = np.unravel_index(np.nanargmin(np.where(sensitivity.diverged, np.nan, sensitivity.final_loss)),
                             sensitivity.shape)
     data_out["best_gamma"], data_out["best_lr"] = float(gammas[best[0]]), float(lrs[best[1]])
@@ -426,14 +457,25 @@ def gamma_schedules(steps: int = 2000, lr: float = 0.4, data: Any = None, gammas
         f"Constant lr {lr:g}: the run ends on the period-2 orbit, gap {data_out['final_gap']['constant']:.4g} "
         f"(theory {orbit_gap['constant']:.4g}).",
         f"lr / sqrt(t + 1): the orbit shrinks with the step; after {steps} steps (lr {final_lr:.3g}) the gap is "
-        f"{data_out['final_gap']['lr / sqrt(t + 1)']:.3g}, the orbit of that lr has {orbit_gap['lr / sqrt(t + 1)']:.3g}.",
-        f"gamma = 1 - 1/(t + 2): s averages every squared gradient since the start, so it stays large, the step "
-        f"shrinks and the run converges (gap {data_out['final_gap']['gamma = 1 - 1/(t + 2)']:.3g}).",
-        f"On the airfoil data the final loss depends on lr far more than on gamma: over gamma it varies by at most "
-        f"{spread.max():.3g} at any lr, over lr by {np.ptp(sensitivity.final_loss):.3g}; the best cell is gamma "
-        f"{data_out['best_gamma']:.3g}, lr {data_out['best_lr']:.3g}.",
+        f"{data_out['final_gap']['lr decay']:.3g}, the orbit of that lr has {orbit_gap['lr decay']:.3g}.",
+        "gamma = 1 - 1/(t + 2): s is the mean of every squared gradient so far. The run converges while the "
+        "early gradients dominate s, but s then decays like 1/t, the step grows like sqrt(t) and the optimum "
+        f"turns unstable again: the gap bursts back above 1e-3 at steps {bursts['gamma ramp'] or 'none (run longer)'}.",
+        f"Both schedules together make the step lr / sqrt(sum of g^2), Adagrad's, which never grows: no bursts, "
+        f"linear convergence at rate {both_rate.rate:.4f} per step (95% CI {both_rate.rate_low:.4f}-"
+        f"{both_rate.rate_high:.4f}), gap {data_out['final_gap']['both']:.3g} after {steps} steps.",
+        f"On {_described(dataset)} the final loss depends on lr far more than on gamma: at the best lr it varies "
+        f"by {spread[best[1]]:.3g} over gamma, over lr by {np.ptp(sensitivity.final_loss):.3g}; the best cell is "
+        f"gamma {data_out['best_gamma']:.3g}, lr {data_out['best_lr']:.3g}.",
     ]
     return Study("gamma_schedules", "Exercise 4: schedules and the sensitivity to gamma", findings, data_out, fig)
+
+
+def _bursts(gap: np.ndarray, level: float = 1e-3) -> list[int]:
+    """Steps at which the gap rises back above ``level`` after having been below it."""
+    with np.errstate(invalid="ignore"):
+        above = np.asarray(gap, dtype=np.float64) > level
+    return [int(k) for k in np.flatnonzero(above[1:] & ~above[:-1]) + 1]
 
 
 def all_studies(*, data: Any = None, fashion_mnist: str | Path | None = None) -> list[Study]:

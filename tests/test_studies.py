@@ -143,16 +143,26 @@ def test_gamma_schedules(small_regression):
     study = studies.gamma_schedules(steps=2000, data=small_regression, gammas=[0.5, 0.9, 0.99], lrs=[1e-2, 1e-1])
     d = study.data
     assert d["classes"]["constant"] == "orbit"
-    assert d["classes"]["gamma = 1 - 1/(t + 2)"] == "converged"
     # constant lr: the period-2 orbit of amplitude sqrt((lr h / 2)^2 - eps) / h per coordinate
     assert d["final_gap"]["constant"] == pytest.approx(d["orbit_gap_theory"]["constant"], rel=1e-4)
     # decaying lr: the gap follows the orbit of the current lr
-    assert d["final_gap"]["lr / sqrt(t + 1)"] == pytest.approx(d["orbit_gap_theory"]["lr / sqrt(t + 1)"], rel=0.02)
-    assert d["final_gap"]["gamma = 1 - 1/(t + 2)"] < 1e-12
-    run = d["trajectories"]["lr / sqrt(t + 1)"]
+    assert d["final_gap"]["lr decay"] == pytest.approx(d["orbit_gap_theory"]["lr decay"], rel=0.02)
+    # gamma ramp alone: s ~ 1/t, the step grows like sqrt(t): bursts, further and further apart
+    bursts = d["bursts"]["gamma ramp"]
+    assert len(bursts) >= 2 and bursts[1] - bursts[0] > bursts[0]
+    # both: Adagrad's step; linear convergence without bursts
+    assert d["bursts"]["both"] == []
+    assert d["classes"]["both"] == "converged"
+    assert 0.9 < d["both_rate"].rate < 0.99 and d["both_rate"].r2 > 0.9999
+    run = d["trajectories"]["lr decay"]
     np.testing.assert_array_equal(run.schedule["lr"], 0.4 / np.sqrt(np.arange(2000) + 1))
+    both = d["trajectories"]["both"]
+    np.testing.assert_array_equal(both.schedule["gamma"], 1 - 1 / (np.arange(2000) + 2))
     assert d["sensitivity"].final_loss.shape == (3, 2)
     assert d["best_gamma"] in (0.5, 0.9, 0.99) and d["best_lr"] in (1e-2, 1e-1)
+    left = study.figure.axes[0]
+    assert [text.get_text() for text in left.get_legend().get_texts()][:4] == [
+        "constant", "lr / sqrt(t + 1)", "gamma = 1 - 1/(t + 2)", "both"]
 
 
 def test_gamma_schedules_bad_arguments(small_regression):
