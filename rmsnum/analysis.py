@@ -249,7 +249,7 @@ def fit_rate(run: Trajectory | SweepResult, *, tolerance: float = 0.01, min_poin
             y = np.where(valid, np.log(np.where(valid, gap, 1.0)), 0.0)
         first, last = _longest_linear_window(t, y, valid, candidates, pairs, tolerance, min_points,
                                              min_decades * math.log(10))
-        fit = _window_fit(t, y, valid, first, last, tolerance, min_points)
+        fit = _window_fit(t, y, valid, first, last, tolerance, min_points, min_decades * math.log(10))
         for name in ("slope", "stderr", "r2"):
             out[name][rows] = fit[name]
         n = fit["points"]
@@ -320,10 +320,11 @@ def _line(t, y, mask):
     return slope, ym - slope * tm, n, sxx, sxy, syy, sse
 
 
-def _window_fit(t, y, valid, first, last, tolerance, min_points):
+def _window_fit(t, y, valid, first, last, tolerance, min_points, min_drop):
     """The line over each row's window, as ``scipy.stats.linregress``, after trimming runs of
     points at either end that stray from it (further than 4 rms residuals, or than ``tolerance``
-    times the drop): the tail of a transient, the bend into a floor."""
+    times the drop): the tail of a transient, the bend into a floor. The trimmed window must
+    still hold ``min_points`` points and fall by ``min_drop`` along the line."""
     idx = np.arange(t.size)
     mask = valid & (idx >= first[:, None]) & (idx <= last[:, None]) & (first[:, None] >= 0)
     has_near = mask.any(axis=1)
@@ -342,10 +343,12 @@ def _window_fit(t, y, valid, first, last, tolerance, min_points):
     with np.errstate(divide="ignore", invalid="ignore"):
         stderr = np.sqrt(sse / (n - 2) / sxx)
         r2 = np.where(syy > 0, sxy * sxy / (sxx * syy), 1.0)
-    ok = (n >= min_points) & has_near
+    lo, hi = np.argmax(mask, axis=1), t.size - 1 - np.argmax(mask[:, ::-1], axis=1)
+    with np.errstate(invalid="ignore"):
+        ok = (n >= min_points) & has_near & (-slope * (t[hi] - t[lo]) >= min_drop)
     nan = np.full(n.shape, np.nan)
-    first_kept = np.where(ok, np.argmax(mask, axis=1), -1)
-    last_kept = np.where(ok, t.size - 1 - np.argmax(mask[:, ::-1], axis=1), -1)
+    first_kept = np.where(ok, lo, -1)
+    last_kept = np.where(ok, hi, -1)
     return {"slope": np.where(ok, slope, nan), "stderr": np.where(ok, stderr, nan), "r2": np.where(ok, r2, nan),
             "points": np.where(ok, n, 0).astype(np.int64), "first": first_kept, "last": last_kept}
 

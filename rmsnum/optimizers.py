@@ -38,7 +38,7 @@ class OptimizerState:
         Number of steps taken.
     d1, d2 : numpy.floating
         Bias-correction denominators ``1 - beta**t`` in the parameters' dtype
-        (they stay 1 for rules without bias correction).
+        (unused, and left at 0, by rules without bias correction).
     rule : str
         Name of the rule this state belongs to.
     """
@@ -222,11 +222,12 @@ class Optimizer:
 
             self._check_step(x, g, state)
             slots = (state.s, state.m, state.g_avg)
-        d1, d2 = self._next_debias(state)
+        debias = None if self._decays() is None else self._next_debias(state)
         one = x.dtype.type(1)
-        r1, r2 = (ONE, ONE) if self._decays() is None else (one / d1, one / d2)
+        r1, r2 = (ONE, ONE) if debias is None else (one / debias[0], one / debias[1])
         kernels.step(self.rule, x, g, *slots, r1, r2, self.coefficients(x.dtype))
-        state.d1, state.d2 = d1, d2
+        if debias is not None:
+            state.d1, state.d2 = debias
         state.t += 1
 
     def _check_step(self, x: Any, g: Any, state: Any) -> None:

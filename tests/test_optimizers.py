@@ -186,3 +186,14 @@ def test_step_counts_and_debiases(dtype):
     assert state.t == 3
     assert state.d1 == pytest.approx(1 - 0.9**3, rel=1e-6) and state.d2 == pytest.approx(1 - 0.999**3, rel=1e-5)
     assert np.dtype(type(state.d1)) == np.dtype(dtype)
+
+
+def test_rules_without_bias_correction_leave_the_denominators_alone(dtype):
+    """step and simulate agree: d1 and d2 stay at their initial 0 when the rule does not debias."""
+    opt = rn.RMSProp(lr=0.1)
+    x = np.ones(2, dtype=dtype)
+    state = opt.init(x)
+    opt.step(x, np.ones(2, dtype=dtype), state)
+    traj = rn.simulate(opt, rn.quadratic_2d(), x0=(1.0, 1.0), steps=3, dtype=dtype)
+    assert (state.t, state.d1, state.d2) == (1, 0, 0)
+    assert (traj.state.t, traj.state.d1, traj.state.d2) == (3, 0, 0)
