@@ -464,7 +464,7 @@ def gamma_schedules(steps: int = 2000, lr: float = 0.4, data: Any = None, gammas
         f"Both schedules together make the step lr / sqrt(sum of g^2), Adagrad's, which never grows: no bursts, "
         f"linear convergence at rate {both_rate.rate:.4f} per step (95% CI {both_rate.rate_low:.4f}-"
         f"{both_rate.rate_high:.4f}), gap {data_out['final_gap']['both']:.3g} after {steps} steps.",
-        f"On {_described(dataset)} the final loss depends on lr far more than on gamma: at the best lr it varies "
+        f"On {_described(dataset)}, the final loss depends on lr far more than on gamma: at the best lr it varies "
         f"by {spread[best[1]]:.3g} over gamma, over lr by {np.ptp(sensitivity.final_loss):.3g}; the best cell is "
         f"gamma {data_out['best_gamma']:.3g}, lr {data_out['best_lr']:.3g}.",
     ]
