@@ -90,7 +90,10 @@ import numpy as np
 
 import rmsnum as rn
 
-from common import print_table
+if __package__:  # imported by asv as benchmarks.sweep_speed
+    from .common import print_table
+else:  # run as a script
+    from common import print_table
 
 TARGET_C_RATIO = 0.9
 TARGET_NUMPY_RATIO = 10.0

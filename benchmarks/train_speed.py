@@ -55,7 +55,10 @@ import numpy as np
 import rmsnum as rn
 from rmsnum.backends.reference import chapter_rmsprop
 
-from common import print_table
+if __package__:  # imported by asv as benchmarks.train_speed
+    from .common import print_table
+else:  # run as a script
+    from common import print_table
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/airfoil_self_noise.dat"
 CHAPTER = dict(batch_size=10, epochs=2, seed=0, record_every=200)
