@@ -19,7 +19,7 @@ RULES = {
     "rmsprop-torch": lambda: rn.RMSProp.torch(lr=1e-3),  # eps outside the sqrt
     "rmsprop-centered-momentum": lambda: rn.RMSProp(lr=1e-3, centered=True, momentum=0.9),
     "sgd": lambda: rn.SGD(lr=1e-3),
-    "momentum": lambda: rn.Momentum(lr=1e-3, momentum=0.9),
+    "momentum": lambda: rn.Momentum(lr=1e-3, beta=0.9),
     "adagrad": lambda: rn.Adagrad(lr=1e-3),
     "adam": lambda: rn.Adam(lr=1e-3),
 }
