@@ -197,3 +197,22 @@ def test_rules_without_bias_correction_leave_the_denominators_alone(dtype):
     traj = rn.simulate(opt, rn.quadratic_2d(), x0=(1.0, 1.0), steps=3, dtype=dtype)
     assert (state.t, state.d1, state.d2) == (1, 0, 0)
     assert (traj.state.t, traj.state.d1, traj.state.d2) == (3, 0, 0)
+
+
+def test_step_entry_points_follow_the_argument_types():
+    """The cached compiled entry points are keyed by what decides the argument types: a read-only
+    gradient, another dtype, another option pattern of the same rule each get their own, and all
+    agree with the reference."""
+    from rmsnum.backends import reference
+
+    for opt in (rn.RMSProp(lr=0.1), rn.RMSProp(lr=0.1, momentum=0.5, centered=True)):
+        for dtype in (np.float32, np.float64):
+            for writeable in (True, False):
+                x, g = np.linspace(-1, 1, 7).astype(dtype), np.linspace(2, 3, 7).astype(dtype)
+                g.flags.writeable = writeable
+                xr = x.copy()
+                state, ref_state = opt.init(x), opt.init(x)
+                for _ in range(3):
+                    opt.step(x, g, state)
+                    reference.step(opt, xr, g, ref_state)
+                np.testing.assert_allclose(x, xr, rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -384,11 +384,29 @@ def _flat(arr):
     return None if arr is None else arr.reshape(-1)
 
 
+_STEP_ENTRIES: dict[tuple, Callable] = {}
+
+
+def _type_key(value) -> object:
+    """What decides a scalar argument's Numba type: the neutral itself, or the scalar's class."""
+    return repr(value) if isinstance(value, Neutral) else type(value)
+
+
 def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, r1, r2, c: tuple) -> None:
-    """One in-place update of C-contiguous arrays (checked by the caller)."""
-    k = kernels_for(rule)
-    kernel = k.step_parallel if x.size >= PARALLEL_THRESHOLD else k.step_serial
-    kernel(x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c)
+    """One in-place update of C-contiguous arrays of x's dtype and shape (checked by the caller)."""
+    parallel = x.size >= PARALLEL_THRESHOLD
+    args = (x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c)
+    # The dispatcher would type all arguments on every call (~70 us for the coefficient
+    # tuple, more than the update of thousands of elements): keep each compiled entry
+    # point under a key made of what decides the argument types.
+    key = (rule, parallel, x.dtype, *(None if arr is None else (arr.flags.writeable, arr.flags.aligned) for arr in args[:5]),
+           _type_key(r1), _type_key(r2), tuple(_type_key(value) for value in c))
+    entry = _STEP_ENTRIES.get(key)
+    if entry is None:
+        k = kernels_for(rule)
+        kernel = k.step_parallel if parallel else k.step_serial
+        entry = _STEP_ENTRIES[key] = kernel.compile(tuple(numba.typeof(arg) for arg in args))
+    entry(*args)
 
 
 def coefficient_table(rows: list[tuple], dtype: np.dtype) -> tuple[np.ndarray, tuple]:
