@@ -18,11 +18,11 @@ from .training import TrainResult, train, train_sweep
 
 __version__ = "0.1.0"
 
-_LAZY = ("classification", "plot", "report", "studies")  # they import matplotlib or are rarely needed
+_LAZY = ("classification", "kernels", "plot", "report", "studies")  # matplotlib, or Numba registrations
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``rn.plot``, ``rn.studies``, ``rn.classification`` and ``rn.report`` on first use."""
+    """Import ``rn.plot``, ``rn.studies``, ``rn.classification``, ``rn.kernels`` and ``rn.report`` on first use."""
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -44,6 +44,7 @@ __all__ = [
     "analysis",
     "classification",
     "data",
+    "kernels",
     "plot",
     "quadratic_2d",
     "report",

@@ -12,6 +12,7 @@
   ``numba.cuda.compile_ptx`` (numba-cuda with the toolkit wheels, no GPU needed).
 """
 
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -376,6 +377,93 @@ def test_float32_kernels_have_no_float64_instructions(monkeypatch):
                 wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, pattern, 128, np.dtype(dtype))
                 wide_ptx = _ptx(wide, (*sweep_args, sweep_args[0]))
                 assert (".f64" in wide_ptx) == (dtype == "float64"), f"{name} wide {dtype}"
+
+
+# --------------------------------------------------------------------------- users' own kernels
+
+
+@functools.cache
+def _user_kernels():
+    """Kernels a user writes with numba.cuda.jit, calling rmsnum.kernels (compiled on first launch).
+    ``numba.cuda`` is a module global of the kernels, as in a user's module: the simulator swaps
+    such globals for its own ``cuda`` (it cannot see a closure's)."""
+    global nbcuda
+    from numba import cuda as nbcuda
+
+    from rmsnum import kernels as rk
+
+    @nbcuda.jit
+    def chapter(x, g, s, lr, gamma, eps):
+        i = nbcuda.grid(1)
+        if i < x.size:
+            x[i], s[i] = rk.rmsprop_update(x[i], g[i], s[i], lr, gamma, eps)
+
+    @nbcuda.jit
+    def general(x, g, s, m, a, r1, r2, c):
+        i = nbcuda.grid(1)
+        if i < x.size:
+            x[i], s[i], m[i], a[i] = rk.rmsprop(x[i], g[i], s[i], m[i], a[i], r1, r2, c)
+
+    return chapter, general
+
+
+@cuda
+def test_users_kernels_call_the_rules(dtype):
+    """rk.rmsprop_update and the general rk.rmsprop (coefficients as numbers) inside a user's
+    @cuda.jit kernel agree with the CPU: the chapter's njit loop and opt.step."""
+    from rmsnum import kernels as rk
+
+    chapter, general = _user_kernels()
+    dt = np.dtype(dtype).type
+    rng = np.random.default_rng(3)
+    x0, g = rng.standard_normal(21).astype(dtype), rng.standard_normal(21).astype(dtype)
+    zeros = np.zeros_like(x0)
+
+    d_x, d_s = _device(x0), _device(zeros)
+    chapter[3, 8](d_x, _device(g), d_s, dt(0.4), dt(0.9), dt(1e-6))
+    x, s = x0.copy(), zeros.copy()
+    for i in range(x.size):
+        x[i], s[i] = rk.rmsprop_update(x[i], g[i], s[i], dt(0.4), dt(0.9), dt(1e-6))
+    assert_ulps(_host(d_x), x)
+    assert_ulps(_host(d_s), s)
+
+    opt = rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)
+    ref, state = x0.copy(), opt.init(x0)
+    opt.step(ref, g, state)
+    slots = [_device(zeros) for _ in range(3)]
+    d_x = _device(x0)
+    general[3, 8](d_x, _device(g), *slots, dt(1), dt(1), rk.numeric(opt.coefficients(dtype)))
+    assert_ulps(_host(d_x), ref)
+    for d_slot, name in zip(slots, ("s", "m", "g_avg")):
+        assert_ulps(_host(d_slot), getattr(state, name))
+
+
+@pytest.mark.skipif(SIMULATOR or importlib.util.find_spec("numba_cuda") is None,
+                    reason="needs numba-cuda (with its toolkit wheels) and not the simulator")
+def test_users_float32_kernels_compile_to_float32_ptx(monkeypatch):
+    """The rules compile inside a user's kernel for a real GPU (PTX for compute capability 9.0),
+    and a float32 kernel stays in float32."""
+    import numba.cuda.dispatcher
+
+    from rmsnum import kernels as rk
+
+    class Hopper:
+        compute_capability = (9, 0)
+
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
+    chapter, general = _user_kernels()
+    for dtype in ("float32", "float64"):
+        dt = np.dtype(dtype).type
+        arr = np.zeros(4, dtype)
+        c = rk.numeric(rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True).coefficients(dtype))
+        try:
+            ptxs = [_ptx(chapter, (arr, arr, arr, dt(0.4), dt(0.9), dt(1e-6))),
+                    _ptx(general, (arr, arr, arr, arr, arr, dt(1), dt(1), c))]
+        except Exception as err:  # no NVVM in this environment
+            pytest.skip(f"numba.cuda.compile_ptx cannot run here: {err}")
+        for ptx in ptxs:
+            assert "sqrt" in ptx
+            assert (".f64" in ptx) == (dtype == "float64"), dtype
 
 
 # --------------------------------------------------------------------------- real GPU only
