@@ -141,13 +141,13 @@ def _kernel_only(grid, steps: int, dtype: str) -> float:
                A=cuda.to_device(np.array([0.2, 4.0], dt)), b=cuda.to_device(np.zeros(2, dt)),
                tol=cuda.to_device(np.zeros(0, dt)), final=cuda.device_array((nb, w), dt),
                div=cuda.device_array((nb, w), np.int64))
-    kernel = cuda_backend._run_quadratic_kernel(opt.rule, cuda_backend._pattern(like), 2, dt)
+    kernel = cuda_backend._run_objective_kernel(opt.rule, cuda_backend._pattern(like), 2, dt)
     threads = cuda_backend.THREADS_PER_BLOCK
     one = dt.type
 
     def launch():
-        kernel[-(-nb * w // threads), threads](dev["x"], dev["s"], None, None, None, None, dev["C"], dev["A"],
-                                               dev["b"], one(1), one(0.5), one(0), None, one(0), dev["tol"],
+        kernel[-(-nb * w // threads), threads](dev["x"], dev["s"], None, None, None, None, dev["C"],
+                                               (dev["A"], dev["b"]), one(1), one(0.5), one(0), None, one(0), dev["tol"],
                                                steps, 1, None, None, dev["final"], dev["div"], None)
     return _event_time(launch, 3)
 

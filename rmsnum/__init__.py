@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from . import analysis, data
-from .objectives import LinearRegression, Quadratic, quadratic_2d, rotated_quadratic_2d
+from .objectives import LinearRegression, Objective, Quadratic, quadratic_2d, rotated_quadratic_2d
 from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
 from .simulate import Trajectory, simulate
 from .sweep import SweepResult, sweep
@@ -18,11 +18,11 @@ from .training import TrainResult, train, train_sweep
 
 __version__ = "0.1.0"
 
-_LAZY = ("classification", "kernels", "plot", "report", "studies")  # matplotlib, or Numba registrations
+_LAZY = ("classics", "classification", "kernels", "plot", "report", "studies")  # matplotlib, or Numba registrations
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``rn.plot``, ``rn.studies``, ``rn.classification``, ``rn.kernels`` and ``rn.report`` on first use."""
+    """Import ``rn.plot``, ``rn.studies``, ``rn.classics``, ``rn.classification``, ``rn.kernels`` and ``rn.report`` on first use."""
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -33,6 +33,7 @@ __all__ = [
     "Adam",
     "LinearRegression",
     "Momentum",
+    "Objective",
     "Optimizer",
     "OptimizerState",
     "Quadratic",
@@ -42,6 +43,7 @@ __all__ = [
     "Trajectory",
     "TrainResult",
     "analysis",
+    "classics",
     "classification",
     "data",
     "kernels",

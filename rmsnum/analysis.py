@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _validation as v
 from . import rules
-from .objectives import Quadratic
+from .objectives import Objective, Quadratic
 from .optimizers import Adagrad, Adam, Optimizer, RMSProp
 from .simulate import Trajectory
 from .sweep import SweepResult
@@ -117,9 +117,9 @@ def _series(run: Any, where: str, history: bool = True) -> _Series:
         if history and run.loss is None:
             raise ValueError(f"{where} needs the sweep's loss history: run the sweep with record=k (e.g. record=1)")
         shape = run.shape
+        final = run.gap.astype(np.float64).ravel()
         gap = None if run.loss is None else (run.loss.astype(np.float64) - run.objective.f_star).reshape(-1, run.loss.shape[-1])
         steps = run.loss_steps
-        final = run.gap.astype(np.float64).ravel()
         diverged = run.diverged_at.ravel()
         dtype, f_star = run.final_loss.dtype, run.objective.f_star
     else:
@@ -695,9 +695,13 @@ def effective_step(traj: Trajectory) -> np.ndarray:
     return out
 
 
-def _kernel_gradient(objective: Quadratic, x: np.ndarray, t: int, seed: int) -> np.ndarray:
+def _kernel_gradient(objective: Quadratic | Objective, x: np.ndarray, t: int, seed: int) -> np.ndarray:
     """The gradient of update ``t`` as the compiled kernels form it, in ``x``'s dtype: ``(A x)_i``
     summed over coordinates in order, minus ``b``, plus the noise of update ``t``."""
+    if isinstance(objective, Objective):
+        from .backends import reference
+
+        return reference.gradient(objective, x, t, seed)  # the objective's own grad, as the kernels call it
     A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
     if A.ndim == 1:
         ax = A * x

@@ -1,10 +1,12 @@
-"""Objectives: quadratics f(x) = 1/2 x^T A x - b^T x, diagonal or dense SPD, and the
-chapter's minibatch linear regression."""
+"""Objectives: quadratics f(x) = 1/2 x^T A x - b^T x, diagonal or dense SPD, the
+chapter's minibatch linear regression, and users' own objectives (:class:`Objective`)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -125,6 +127,10 @@ class Quadratic:
         """A x - b; x of shape (..., d)."""
         x = self._point(x)
         return self._apply(x) - self.b
+
+    def _kernel_form(self, dtype: Any, backend: str) -> tuple[None, tuple[np.ndarray, np.ndarray]]:
+        """``(None, (A, b))`` in ``dtype``: the kernels' built-in evaluation of a quadratic."""
+        return None, (self.A.astype(dtype), self.b.astype(dtype))
 
     def with_noise(self, sigma: float) -> "Quadratic":
         """The same quadratic with gradient noise of standard deviation ``sigma``."""
@@ -313,3 +319,264 @@ class LinearRegression:
         X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
         residual = X @ w + b - y
         return X.T @ residual / len(y), np.sum(residual) / len(y)
+
+
+def known_f_star(objective: Any) -> float:
+    """The objective's f*, or a ValueError saying how to give it."""
+    if objective.f_star is None:
+        raise ValueError(f"the objective {objective.name!r} has no known minimum value f*: "
+                         "give Objective(f_star=...) or Objective(minimum=...)")
+    return objective.f_star
+
+
+def _kind(fn: Any) -> str:
+    """"cpu" for an ``@numba.njit`` function, "cuda" for a ``@numba.cuda.jit`` one,
+    "python" for a plain function, "" for anything else."""
+    module = type(fn).__module__
+    if "cuda" in module and hasattr(fn, "py_func") or module.startswith("numba.cuda.simulator"):
+        return "cuda"
+    if module.startswith("numba") and hasattr(fn, "py_func"):
+        return "cpu"
+    return "python" if inspect.isfunction(fn) else ""
+
+
+def _source(fn: Any) -> Any:
+    """The Python function behind a plain, ``@njit`` or ``@cuda.jit`` function."""
+    return getattr(fn, "py_func", None) or getattr(fn, "fn", None) or fn
+
+
+def _describe(fn: Any) -> str:
+    """``'name' (file:line)`` for error messages."""
+    source = _source(fn)
+    name = getattr(source, "__qualname__", None) or repr(fn)
+    code = getattr(source, "__code__", None)
+    return f"{name!r}" if code is None else f"{name!r} ({code.co_filename}:{code.co_firstlineno})"
+
+
+def _numba_failure(err: Exception) -> str:
+    """The informative lines of a Numba compilation error."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Failed in nopython mode", "During:", "File "))]
+    return " ".join(lines[:4])[:600]
+
+
+class Objective:
+    r"""A user's objective: Numba-compiled functions ``value(x, *args)`` and ``grad(x, out, *args)``.
+
+    :func:`rmsnum.simulate` and :func:`rmsnum.sweep` run it inside their compiled
+    kernels, on every backend: the functions are called once per step and
+    configuration with ``x`` a 1-D array of ``dim`` coordinates in the
+    working dtype; ``grad`` writes the gradient into ``out`` (same shape and
+    dtype) and ``value`` returns f(x) as a number.
+
+    Parameters
+    ----------
+    value, grad : function
+        Plain Python functions, ``@numba.njit`` functions or, for
+        ``backend="cuda"`` only, ``@numba.cuda.jit(device=True)`` functions.
+        rmsnum compiles their Python source for each backend it runs them on
+        (``@njit``'s own options are kept, with ``error_model="numpy"`` so that a
+        division by zero gives inf, reported as a divergence, not an exception).
+        For the CPU this happens here, in float64, so a function Numba cannot
+        compile is a ``TypeError`` naming it, before any run.
+    dim : int
+        Number of coordinates, >= 1.
+    minimum : array_like of shape (dim,), optional
+        A minimiser x*, used by the analysis (limit cycles, distances).
+    f_star : float, optional
+        The minimum value f(x*), used for gaps and tolerances; by default
+        ``value(minimum)`` when ``minimum`` is given, else unknown (None).
+    args : tuple, optional
+        Extra arguments passed to both functions after the point (like SciPy's
+        ``args``): NumPy arrays (kept as read-only views, never copied or cast)
+        and real numbers, which every run passes in its working dtype (so a
+        constant of the objective does not promote float32 arithmetic).
+    noise : float, default 0.0
+        Standard deviation of Gaussian noise added to every gradient
+        coordinate, from the seeded counter-based generator (as :class:`Quadratic`).
+    name : str, optional
+        A label for results and figures; default the name of ``value``.
+
+    Notes
+    -----
+    The functions compute in the arithmetic they are written in: a Python
+    float literal in a float32 run makes Numba compute that expression in
+    float64 (the optimizer's state stays float32). A coordinate of x that is
+    not finite ends a run as diverged, whatever ``value`` returns there.
+
+    Examples
+    --------
+    >>> import numba, rmsnum as rn
+    >>> @numba.njit
+    ... def booth(x):
+    ...     return (x[0] + 2 * x[1] - 7) ** 2 + (2 * x[0] + x[1] - 5) ** 2
+    >>> @numba.njit
+    ... def booth_grad(x, out):
+    ...     u, v = x[0] + 2 * x[1] - 7, 2 * x[0] + x[1] - 5
+    ...     out[0] = 2 * u + 4 * v
+    ...     out[1] = 4 * u + 2 * v
+    >>> obj = rn.Objective(booth, booth_grad, dim=2, minimum=(1.0, 3.0))
+    >>> obj.f_star, float(obj.value([0.0, 0.0])), obj.grad([0.0, 0.0])
+    (0.0, 74.0, array([-34., -38.]))
+    >>> traj = rn.simulate(rn.RMSProp(lr=0.01), obj, x0=(0.0, 0.0), steps=2000)
+    >>> traj.x[-1].round(3), bool(traj.gap[-1] < 1e-4)
+    (array([1.   , 2.999]), True)
+    """
+
+    def __init__(self, value: Any, grad: Any, dim: int, minimum: Any = None, f_star: Any = None, *,
+                 args: tuple = (), noise: float = 0.0, name: str | None = None) -> None:
+        kinds = {}
+        for label, fn in (("value", value), ("grad", grad)):
+            kinds[label] = _kind(fn)
+            if not kinds[label]:
+                raise TypeError(f"{label} must be a Python function, an @numba.njit function or a "
+                                f"@numba.cuda.jit(device=True) function that Numba can compile, got {fn!r} "
+                                f"of type {type(fn).__name__}")
+        self.dim = v.integer("dim", dim, low=1)
+        if not isinstance(args, (tuple, list)):
+            raise TypeError(f"args must be a tuple of NumPy arrays and real numbers, got {type(args).__name__}")
+        self.args = tuple(self._argument(k, arg) for k, arg in enumerate(args))
+        self.noise = v.real("noise", noise, low=0.0)
+        self.name = name if name is not None else getattr(_source(value), "__name__", "objective")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        self.minimum = None if minimum is None else self._minimum(minimum)
+        if f_star is not None:
+            f_star = v.real("f_star", f_star)
+            if not math.isfinite(f_star):
+                raise ValueError(f"f_star must be finite, got {f_star}")
+        self._functions = {"value": value, "grad": grad}
+        self._compiled: dict[str, tuple] = {}
+        if "cuda" not in kinds.values():
+            self.compiled("cpu")  # a function Numba cannot compile fails here, named
+        if f_star is None and self.minimum is not None:
+            f_star = float(self.value(self.minimum))
+        self.f_star = f_star
+
+    @staticmethod
+    def _argument(k: int, arg: Any) -> Any:
+        if isinstance(arg, np.ndarray):
+            if arg.dtype.kind not in "iuf":
+                raise TypeError(f"args[{k}] must be a numeric array, got dtype {arg.dtype}")
+            view = arg.view()
+            view.flags.writeable = False
+            return view
+        if isinstance(arg, numbers.Real) and not isinstance(arg, (bool, np.bool_)):
+            return float(arg)
+        raise TypeError(f"args[{k}] must be a NumPy array or a real number, got {type(arg).__name__}")
+
+    def _minimum(self, minimum: Any) -> np.ndarray:
+        try:
+            arr = np.array(minimum, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"minimum must be a sequence of {self.dim} real numbers, got {minimum!r}") from err
+        if arr.shape != (self.dim,):
+            raise ValueError(f"minimum must have shape ({self.dim},), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"minimum must be finite, got {arr}")
+        arr.flags.writeable = False
+        return arr
+
+    def __repr__(self) -> str:
+        return (f"Objective(value={_describe(self._functions['value'])}, grad={_describe(self._functions['grad'])}, "
+                f"dim={self.dim}, f_star={self.f_star!r}, name={self.name!r})")
+
+    @property
+    def minimizer(self) -> np.ndarray:
+        """x*, as :attr:`Quadratic.minimizer` (a ValueError when no ``minimum`` was given)."""
+        if self.minimum is None:
+            raise ValueError(f"the objective {self.name!r} has no known minimum: give Objective(minimum=...)")
+        return self.minimum.copy()
+
+    @property
+    def functions(self) -> tuple[Any, Any]:
+        """``(value, grad)`` as given."""
+        return self._functions["value"], self._functions["grad"]
+
+    def compiled(self, target: str) -> tuple[Any, Any]:
+        """``(value, grad)`` compiled for ``target``: "cpu" (``numba.njit``
+        dispatchers) or "cuda" (``numba.cuda`` device functions); made once."""
+        if target not in self._compiled:
+            self._compiled[target] = tuple(self._compile(label, target) for label in ("value", "grad"))
+        return self._compiled[target]
+
+    def _compile(self, label: str, target: str) -> Any:
+        import numba
+
+        fn = self._functions[label]
+        kind = _kind(fn)
+        if target == "cuda":
+            if kind == "cuda":
+                return fn
+            from numba import cuda
+
+            return cuda.jit(device=True)(_source(fn))
+        if kind == "cpu" and fn.targetoptions.get("error_model") == "numpy":
+            dispatcher = fn
+        else:
+            options = dict(fn.targetoptions) if kind == "cpu" else {}
+            options.pop("nopython", None)
+            options["error_model"] = "numpy"
+            dispatcher = numba.njit(**options)(_source(fn))
+        self._check_compiles(label, dispatcher, kind)
+        return dispatcher
+
+    def _check_compiles(self, label: str, dispatcher: Any, kind: str) -> None:
+        """Compile ``dispatcher`` for float64 points (as the kernels pass them) or
+        raise a TypeError that names the function."""
+        import numba
+        from numba.core.errors import NumbaError
+
+        point = numba.types.Array(numba.types.float64, 1, "A")
+        signature = (point,) * (1 if label == "value" else 2) + tuple(
+            numba.typeof(self._run_argument(arg, np.float64)) for arg in self.args)
+        what = "a CUDA device function, which" if kind == "cuda" else "it"
+        try:
+            dispatcher.compile(signature)
+        except NumbaError as err:
+            raise TypeError(f"{label} function {_describe(self._functions[label])} cannot run inside rmsnum's "
+                            f"kernels: Numba cannot compile {what} in nopython mode for a float64 point"
+                            f"{' and args' if self.args else ''}: {_numba_failure(err)}") from err
+        if label == "value":
+            returns = dispatcher.overloads[signature].signature.return_type
+            if not isinstance(returns, (numba.types.Float, numba.types.Integer)):
+                raise TypeError(f"value function {_describe(self._functions['value'])} must return a real number, "
+                                f"it returns {returns}")
+
+    @staticmethod
+    def _run_argument(arg: Any, dtype: Any) -> Any:
+        """An extra argument as a run in ``dtype`` passes it: numbers in that dtype, arrays as they are."""
+        return arg if isinstance(arg, np.ndarray) else np.dtype(dtype).type(arg)
+
+    def _kernel_form(self, dtype: Any, backend: str) -> tuple[tuple, tuple]:
+        """``(functions, P)`` for the kernels of ``backend``: the compiled pair, and
+        a placeholder then the extra arguments in the working dtype."""
+        dt = np.dtype(dtype)
+        return self.compiled(backend), (dt.type(0), *(self._run_argument(arg, dt) for arg in self.args))
+
+    def _points(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)
+        if x.shape[-1:] != (self.dim,):
+            raise ValueError(f"x must have last dimension {self.dim}, got shape {x.shape}")
+        return x
+
+    def value(self, x: Any) -> np.ndarray:
+        """f at x of shape (..., d), with the CPU-compiled ``value`` (float64 results)."""
+        x = self._points(x)
+        fn = self.compiled("cpu")[0]
+        args = [self._run_argument(arg, x.dtype) for arg in self.args]
+        rows = np.ascontiguousarray(x.reshape(-1, self.dim))
+        return np.array([fn(row, *args) for row in rows], dtype=np.float64).reshape(x.shape[:-1])
+
+    def grad(self, x: Any) -> np.ndarray:
+        """The gradient at x of shape (..., d), with the CPU-compiled ``grad``, in x's dtype."""
+        x = self._points(x)
+        fn = self.compiled("cpu")[1]
+        args = [self._run_argument(arg, x.dtype) for arg in self.args]
+        rows = np.ascontiguousarray(x.reshape(-1, self.dim))
+        out = np.zeros_like(rows)
+        for row, g in zip(rows, out):
+            fn(row, g, *args)
+        return out.reshape(x.shape)

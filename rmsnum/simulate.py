@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as v
-from .objectives import Quadratic
+from .objectives import Objective, Quadratic, known_f_star
 from .optimizers import Optimizer, OptimizerState
 
 BACKENDS = ("cpu", "cuda", "reference")
@@ -32,7 +32,7 @@ class Trajectory:
     optimizer : Optimizer
         The optimizer (its hyperparameters via ``optimizer.hyperparameters()``).
         Under a schedule it is the optimizer given, with its unscheduled values.
-    objective : Quadratic
+    objective : Quadratic or Objective
     diverged_at : int or None
         First step whose x or loss was not finite; None when the run stayed finite.
     provenance : dict
@@ -47,7 +47,7 @@ class Trajectory:
     loss: np.ndarray
     state: OptimizerState
     optimizer: Optimizer
-    objective: Quadratic
+    objective: Quadratic | Objective
     diverged_at: int | None
     provenance: dict = field(default_factory=dict)
     schedule: dict | None = None
@@ -64,8 +64,8 @@ class Trajectory:
 
     @property
     def gap(self) -> np.ndarray:
-        """loss - f*, the suboptimality at every step."""
-        return self.loss - self.objective.f_star
+        """loss - f*, the suboptimality at every step (a ValueError when f* is unknown)."""
+        return self.loss - known_f_star(self.objective)
 
 
 def _start(x0: Any, dim: int, dtype: np.dtype) -> np.ndarray:
@@ -157,7 +157,7 @@ def _per_step_optimizers(opt: Optimizer, values: dict[str, np.ndarray]) -> list[
 
 def simulate(
     opt: Optimizer,
-    objective: Quadratic,
+    objective: Quadratic | Objective,
     x0: Any,
     steps: int,
     *,
@@ -178,8 +178,9 @@ def simulate(
     ----------
     opt : Optimizer
         E.g. ``RMSProp(lr=0.4)``.
-    objective : Quadratic
-        E.g. :func:`quadratic_2d`.
+    objective : Quadratic or Objective
+        E.g. :func:`quadratic_2d`, :func:`rmsnum.classics.rosenbrock`, or an
+        :class:`Objective` of the user's own Numba functions.
     x0 : array_like of shape (d,)
         Finite starting point.
     steps : int
@@ -233,8 +234,8 @@ def simulate(
     """
     if not isinstance(opt, Optimizer):
         raise TypeError(f"opt must be an rmsnum optimizer such as RMSProp(lr=0.01), got {type(opt).__name__}")
-    if not isinstance(objective, Quadratic):
-        raise TypeError(f"objective must be a Quadratic, got {type(objective).__name__}")
+    if not isinstance(objective, (Quadratic, Objective)):
+        raise TypeError(f"objective must be a Quadratic or an Objective, got {type(objective).__name__}")
     steps = v.integer("steps", steps)
     seed_value = v.seed("seed", seed)
     dt = v.float_dtype("dtype", dtype)
@@ -305,7 +306,7 @@ def _finish_lane(state: OptimizerState, d: np.ndarray | None, steps: int, diverg
         state.d1, state.d2 = state.d1.dtype.type(d[0, 0, 0]), state.d2.dtype.type(d[0, 1, 0])
 
 
-def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarray,
+def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic | Objective, X: np.ndarray, loss: np.ndarray,
                   state: OptimizerState, seed: int, per_step: list[Optimizer] | None = None) -> int:
     """The trajectory as a sweep of one configuration, so that both run the same
     kernel; ``per_step`` lists the optimizer of each update under a schedule."""
@@ -319,9 +320,9 @@ def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic, X: np.ndar
     seeds = np.full((1, 1), seed, dtype=np.uint64) if objective.noise > 0 else None
     final_loss = np.empty((1, 1), dt)
     diverged = np.empty((1, 1), np.int64)
-    kernels.run_quadratic(opt.rule, x, *slots, d, dec, C, like, objective.A.astype(dt),
-                          objective.b.astype(dt), objective.noise, seeds, objective.f_star, np.empty(0, dt), steps,
-                          1, loss.reshape(1, steps + 1, 1), X.reshape(1, steps + 1, n, 1), final_loss, diverged,
-                          None)
+    functions, P = objective._kernel_form(dt, backend)
+    kernels.run_objective(opt.rule, functions, x, *slots, d, dec, C, like, P, objective.noise, seeds,
+                          objective.f_star or 0.0, np.empty(0, dt), steps, 1, loss.reshape(1, steps + 1, 1),
+                          X.reshape(1, steps + 1, n, 1), final_loss, diverged, None)
     _finish_lane(state, d, steps, int(diverged[0, 0]))
     return int(diverged[0, 0])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import importlib
 import inspect
 import json
 import math
@@ -30,7 +31,7 @@ import numpy as np
 
 from . import _validation as v
 from ._neutral import Neutral
-from .objectives import LinearRegression, Quadratic
+from .objectives import LinearRegression, Objective, Quadratic, known_f_star
 from .optimizers import SLOTS, Optimizer
 
 BACKENDS = ("cpu", "cuda", "dask")
@@ -44,8 +45,36 @@ CHUNK_BYTES = 256 << 20
 the GPU, where a chunk must fill the device) and about CHUNK_BYTES of results."""
 
 
+def _function_path(fn: Any) -> str:
+    """``module:qualname`` of the Python function behind ``fn``."""
+    source = getattr(fn, "py_func", None) or getattr(fn, "fn", None) or fn
+    return f"{source.__module__}:{source.__qualname__}"
+
+
+def _import_function(path: str, objective: str) -> Any:
+    """The function at ``module:qualname``, or a ValueError saying how to load without it."""
+    module, _, qualname = path.partition(":")
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"the saved sweep ran on the objective {objective!r}, whose function {path} cannot be "
+                         "imported here; give it again: SweepResult.load(path, objective=...)") from err
+    return found
+
+
 def _objective_record(objective: Any) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays and JSON metadata that describe an objective exactly (to save it)."""
+    """The arrays and JSON metadata that describe an objective exactly (to save it);
+    a user objective's functions are recorded by their import path."""
+    if isinstance(objective, Objective):
+        value, grad = objective.functions
+        arrays = {f"objective_arg_{k}": arg for k, arg in enumerate(objective.args) if isinstance(arg, np.ndarray)}
+        return arrays, {"kind": "objective", "name": objective.name, "dim": objective.dim, "noise": objective.noise,
+                        "f_star": objective.f_star,
+                        "minimum": None if objective.minimum is None else objective.minimum.tolist(),
+                        "value": _function_path(value), "grad": _function_path(grad),
+                        "args": [None if isinstance(arg, np.ndarray) else arg for arg in objective.args]}
     if isinstance(objective, LinearRegression):
         return {"objective_X": objective.X, "objective_y": objective.y}, {"kind": "linear_regression",
                                                                           "name": objective.name}
@@ -55,6 +84,11 @@ def _objective_record(objective: Any) -> tuple[dict[str, np.ndarray], dict]:
 
 def _objective_from_record(arrays: Any, meta: dict) -> Any:
     """The objective that :func:`_objective_record` described."""
+    if meta.get("kind") == "objective":
+        args = tuple(arrays[f"objective_arg_{k}"] if arg is None else arg for k, arg in enumerate(meta["args"]))
+        return Objective(_import_function(meta["value"], meta["name"]), _import_function(meta["grad"], meta["name"]),
+                         meta["dim"], meta["minimum"], meta["f_star"], args=args, noise=meta["noise"],
+                         name=meta["name"])
     if meta.get("kind") == "linear_regression":
         return LinearRegression(arrays["objective_X"], arrays["objective_y"], name=meta["name"])
     return Quadratic(arrays["objective_A"], arrays["objective_b"], noise=meta["noise"], name=meta["name"])
@@ -89,7 +123,7 @@ class SweepResult:
         The optimizer class or preset, e.g. ``"RMSProp"`` or ``"RMSProp.torch"``.
     fixed : dict
         Hyperparameters held fixed over the grid.
-    objective : Quadratic or LinearRegression
+    objective : Quadratic, Objective or LinearRegression
     steps : int
         Updates per configuration.
     provenance : dict
@@ -111,7 +145,7 @@ class SweepResult:
     steps_to_tol: np.ndarray | None
     optimizer: str
     fixed: dict
-    objective: Quadratic | LinearRegression
+    objective: Quadratic | Objective | LinearRegression
     steps: int
     provenance: dict = field(default_factory=dict)
     training: dict | None = None
@@ -140,8 +174,8 @@ class SweepResult:
 
     @property
     def gap(self) -> np.ndarray:
-        """final_loss - f*."""
-        return self.final_loss - self.objective.f_star
+        """final_loss - f* (a ValueError when f* is unknown)."""
+        return self.final_loss - known_f_star(self.objective)
 
     def config(self, index: Iterable[int]) -> dict[str, Any]:
         """The grid values of the configuration at ``index`` (one integer per axis).
@@ -181,8 +215,14 @@ class SweepResult:
             np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SweepResult":
-        """Read a result written by :meth:`save`."""
+    def load(cls, path: str | os.PathLike, objective: Any = None) -> "SweepResult":
+        """Read a result written by :meth:`save`.
+
+        A sweep on a user's :class:`~rmsnum.Objective` is saved with the import
+        paths (``module:qualname``) of its functions and rebuilt from them; when
+        they cannot be imported (say, they were defined in a notebook), give
+        the objective again as ``objective``.
+        """
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if meta.get("format") != "rmsnum.SweepResult/1":
@@ -190,7 +230,13 @@ class SweepResult:
             get = {name: (data[name] if name in data else None)
                    for name in ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol")}
             axes = {name: data[f"axis_{k}"] for k, name in enumerate(meta["axes"])}
-            objective = _objective_from_record(data, meta["objective"])
+            if objective is None:
+                objective = _objective_from_record(data, meta["objective"])
+            elif meta["objective"].get("kind") != "objective" or not isinstance(objective, Objective):
+                raise TypeError("objective= is for a sweep saved on an Objective, and must be one")
+            elif objective.dim != meta["objective"]["dim"]:
+                raise ValueError(f"objective must have dimension {meta['objective']['dim']} as the saved sweep's, "
+                                 f"got {objective.dim}")
         return cls(axes=axes, optimizer=meta["optimizer"], fixed=meta["fixed"], objective=objective,
                    steps=meta["steps"], training=meta.get("training"), provenance=meta["provenance"], **get)
 
@@ -316,7 +362,7 @@ class _Plan:
     factory: Any
     fixed: dict
     axes: dict[str, np.ndarray]
-    objective: Quadratic
+    objective: Quadratic | Objective
     x0: np.ndarray | None
     seed: int
     steps: int
@@ -586,19 +632,19 @@ def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], memb
     loss_rec = None if plan.every is None else np.full((nb, plan.n_recorded, width), np.nan, dt)
     hit = None if plan.tol is None else np.full((nb, plan.tol.size, width), -1, np.int64)
     tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
-    args = (group.representative.rule, *packed, plan.objective.A.astype(dt),
-            plan.objective.b.astype(dt), plan.objective.noise, seeds, plan.objective.f_star, tol, plan.steps,
-            plan.every or 1, loss_rec, None, final_loss, diverged, hit)
+    functions, P = plan.objective._kernel_form(dt, "cpu" if stream is None else "cuda")
+    args = (group.representative.rule, functions, *packed, P, plan.objective.noise, seeds,
+            plan.objective.f_star or 0.0, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
     unpack = _unpacker(out, members, {"final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged,
                                       "loss": loss_rec, "steps_to_tol": hit})
     if stream is None:
         from .backends import cpu
 
-        cpu.run_quadratic(*args)
+        cpu.run_objective(*args)
         return unpack
     from .backends import cuda
 
-    wait = cuda.run_quadratic(*args, stream=stream)
+    wait = cuda.run_objective(*args, stream=stream)
 
     def finish() -> None:
         wait()
@@ -742,7 +788,7 @@ def _tolerances(tol: Any) -> np.ndarray | None:
 
 def sweep(
     optimizer: Callable[..., Optimizer],
-    objective: Quadratic,
+    objective: Quadratic | Objective,
     x0: Any,
     steps: int,
     grid: dict[str, Any],
@@ -770,7 +816,9 @@ def sweep(
     optimizer : optimizer class or preset
         E.g. ``rn.RMSProp`` or ``rn.RMSProp.torch``; the grid and ``fixed``
         use its argument names (``alpha`` for the torch preset).
-    objective : Quadratic
+    objective : Quadratic or Objective
+        A quadratic, a classic of :mod:`rmsnum.classics`, or an
+        :class:`Objective` of the user's own Numba functions.
     x0 : array_like of shape (d,), or None
         The start of every run; None when the grid has an ``"x0"`` axis.
     steps : int
@@ -831,8 +879,8 @@ def sweep(
     -0.010599
     """
     name, names = _check_factory(optimizer)
-    if not isinstance(objective, Quadratic):
-        raise TypeError(f"objective must be a Quadratic, got {type(objective).__name__}")
+    if not isinstance(objective, (Quadratic, Objective)):
+        raise TypeError(f"objective must be a Quadratic or an Objective, got {type(objective).__name__}")
     steps = v.integer("steps", steps)
     dt = v.float_dtype("dtype", dtype)
     fixed = dict(fixed or {})
@@ -853,6 +901,9 @@ def sweep(
     seed_value = v.seed("seed", seed) or 0
     every = _record(record, steps)
     tols = _tolerances(tol)
+    if tols is not None and objective.f_star is None:
+        raise ValueError(f"tol needs the minimum value f* of the objective {objective.name!r}: "
+                         "give Objective(f_star=...) or Objective(minimum=...)")
     _check_backend(backend)
     largest = MAX_CUDA_CHUNK_SIZE if isinstance(backend, str) and backend == "cuda" else MAX_CHUNK_SIZE
     chunk = (_default_chunk_size(objective.dim, dt, steps, every, tols, largest) if chunk_size is None

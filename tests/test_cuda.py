@@ -325,7 +325,7 @@ def _kernel_arguments(opt, dtype):
     decays = opt.decays(dt)
     slots = [blocked(n) if slot in opt.slots else None for slot in ("s", "m", "g_avg")]
     sweep = (blocked(n), *slots, None if decays is None else blocked(2), None if decays is None else blocked(4),
-             np.zeros((1, C.shape[0], w), dt), np.ones(n, dt), np.zeros(n, dt), dt.type(1), dt.type(0.5),
+             np.zeros((1, C.shape[0], w), dt), (np.ones(n, dt), np.zeros(n, dt)), dt.type(1), dt.type(0.5),
              dt.type(0), None, dt.type(0), np.zeros(1, dt), 10, 1, blocked(11), None, np.zeros((1, w), dt),
              np.zeros((1, w), np.int64), np.zeros((1, 1, w), np.int64))
     numeric = tuple(c for c in opt.coefficients(dt) if not isinstance(c, rn._neutral.Neutral)) or (dt.type(1),)
@@ -364,7 +364,7 @@ def test_float32_kernels_have_no_float64_instructions(monkeypatch):
         for dtype in ("float32", "float64"):
             like, sweep_args, step_args = _kernel_arguments(opt, dtype)
             pattern = cuda_backend._pattern(like)
-            sweep_ptx = _ptx(cuda_backend._run_quadratic_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args)
+            sweep_ptx = _ptx(cuda_backend._run_objective_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args)
             step_ptx = _ptx(cuda_backend._step_kernel(opt.rule, pattern), step_args)
             for kind, ptx in (("sweep", sweep_ptx), ("step", step_ptx)):
                 f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]

@@ -314,12 +314,12 @@ def test_schedule_checks_come_before_the_run():
 
 
 def _run_block(opt, C, like, x0, steps, dt):
-    """cpu.run_quadratic on one block of C.shape[-1] lanes of ``opt`` on quadratic_2d; returns the final x (2, w)."""
+    """cpu.run_objective on one block of C.shape[-1] lanes of ``opt`` on quadratic_2d; returns the final x (2, w)."""
     w = C.shape[-1]
     x = np.ascontiguousarray(np.broadcast_to(np.asarray(x0, dt)[:, None], (2, w)))[np.newaxis]
     slots = [np.full_like(x, opt._initial(slot)) if slot in opt.slots else None for slot in ("s", "m", "g_avg")]
     obj = rn.quadratic_2d()
-    cpu.run_quadratic(opt.rule, x, *slots, None, None, C, like, obj.A.astype(dt), obj.b.astype(dt), 0.0, None,
+    cpu.run_objective(opt.rule, None, x, *slots, None, None, C, like, (obj.A.astype(dt), obj.b.astype(dt)), 0.0, None,
                       obj.f_star, np.empty(0, dt), steps, 1, None, None, np.empty((1, w), dt),
                       np.empty((1, w), np.int64), None)
     return x[0]
@@ -354,7 +354,7 @@ def test_float32_scheduled_kernel_does_no_float64_arithmetic():
     dt = np.dtype(np.float32)
     rows = [dataclasses.replace(opt, lr=lr, weight_decay=wd).coefficients(dt) for lr, wd in [(0.1, 0.0), (0.2, 0.1)]]
     C, like = cpu.coefficient_table(rows, dt)
-    kernel = cpu._instantiate(cpu._run_quadratic_template, opt.rule, cache=False, lanes=4, parallel=True)
+    kernel = cpu._instantiate(cpu._run_objective_template, opt.rule, cache=False, lanes=4, parallel=True)
     x = np.ones((1, 2, 4), dt)
     state = [np.zeros_like(x) for _ in range(3)]
     C4 = np.ascontiguousarray(np.broadcast_to(C.T[:, :, None], (2, C.shape[0], 4)))[np.newaxis]

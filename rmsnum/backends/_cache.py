@@ -21,6 +21,7 @@ COMPILED_SOURCES = (
     PACKAGE_DIR / "rules.py",
     PACKAGE_DIR / "backends" / "_neutral_types.py",
     PACKAGE_DIR / "backends" / "_parts.py",
+    PACKAGE_DIR / "classics.py",  # the built-in objectives, compiled into their kernels
 )
 
 

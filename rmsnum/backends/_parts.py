@@ -127,3 +127,24 @@ def _lane_value(A, b, x, g, j, n, half):
 @overload(_lane_value)
 def _lane_value_impl(A, b, x, g, j, n, half):
     return _lane_value  # the Python body; _row specialises on A
+
+
+def _quadratic_value(P, x, g, j, n, half):
+    """The built-in quadratic's evaluation, ``P = (A, b)``: see :func:`_lane_value`."""
+    return _lane_value(P[0], P[1], x, g, j, n, half)
+
+
+def _objective_value(P, x, g, j, n, half):
+    """A user objective's evaluation at lane j of x (n, w): g[:, j] <- GRAD there;
+    return VALUE there. GRAD and VALUE, the objective's functions, are bound per
+    instance; ``P`` holds a placeholder (a CUDA kernel argument cannot be an
+    empty tuple), then the objective's extra arguments, passed after the point.
+    A coordinate of x that is not finite makes the value NaN (x - x is 0 for
+    every finite x), so the kernels see the divergence even where the user's
+    value would stay finite."""
+    xj = x[:, j]
+    GRAD(xj, g[:, j], *P[1:])  # noqa: F821 - bound per objective
+    value = VALUE(xj, *P[1:])  # noqa: F821
+    for i in range(n):
+        value += x[i, j] - x[i, j]
+    return value

@@ -10,8 +10,10 @@ Two kernel families:
 
 - ``step``: one in-place update of arrays of any size (``prange`` over
   elements when large).
-- ``run_quadratic``: whole trajectories of many configurations on a
-  quadratic. Configurations are laid out in blocks of ``w`` lanes; the lanes
+- ``run_objective``: whole trajectories of many configurations on an
+  objective: a quadratic, or a user's :class:`rmsnum.Objective` whose
+  compiled value and gradient functions are bound into the kernel instance
+  (see :func:`rmsnum.backends._parts._objective_value`). Configurations are laid out in blocks of ``w`` lanes; the lanes
   of a block go through each step together, so LLVM turns the element loop
   into SIMD instructions, and blocks run in parallel. :func:`rmsnum.simulate`
   is this kernel with one block of one lane, :func:`rmsnum.sweep` with many,
@@ -40,7 +42,7 @@ from .. import rules
 from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
-from ._parts import _gather, _get, _lane_value, _store, _update
+from ._parts import _gather, _get, _objective_value, _quadratic_value, _store, _update
 
 _cache.install()
 
@@ -116,9 +118,14 @@ def _restart(value, x, g, s, m, a, n, w):
                 _store(a, (i, j), 0)
 
 
-def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
+def _run_objective_template(x, s, m, a, d, dec, C, like, P, one, half, sigma, seeds, fstar, tol, steps, every,
                             loss_rec, x_rec, final_loss, diverged, hit):
-    """Run ``steps`` updates of blocks of configurations on one quadratic.
+    """Run ``steps`` updates of blocks of configurations on one objective.
+
+    ``_evaluate(P, x, g, j, n, half)``, bound per instance, writes the gradient
+    of lane j into ``g`` and returns the value: :func:`._parts._quadratic_value`
+    with ``P = (A, b)``, or a user objective's :func:`._parts._objective_value`
+    with ``P`` its extra arguments.
 
     Every per-configuration array has a leading block axis and a trailing lane
     axis of LANES lanes (a constant bound per instance): the lanes of a block move through each step
@@ -169,10 +176,10 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, like, A, b, one, half, sigma,
         for t in range(steps + 1):
             finite = True
             for j in range(w):
-                value[j] = _lane_value(A, b, xb, g, j, n, half)
+                value[j] = _evaluate(P, xb, g, j, n, half)  # noqa: F821 - bound per instance
                 finite &= math.isfinite(value[j])
-            # A non-finite x makes the value non-finite (A is positive definite),
-            # so checking the value checks the iterate too.
+            # A non-finite x makes the value non-finite (A is positive definite; a
+            # user objective's value is made NaN), so checking the value checks x too.
             if not finite:
                 for j in range(w):
                     if div[j] < 0 and not math.isfinite(value[j]):
@@ -233,7 +240,7 @@ def _train_template(p, s, m, a, d, dec, C, like, X, y, order, batch, every, batc
 
     ``p`` (blocks, n, w) holds the parameters (the weights, then the bias) of
     each lane and ends with the final values; the state, ``d``, ``dec``, ``C``
-    and ``like`` are as in :func:`_run_quadratic_template`. Epoch ``e`` visits
+    and ``like`` are as in :func:`_run_objective_template`. Epoch ``e`` visits
     the rows ``order[e]`` of ``X``, ``y`` in minibatches of ``batch`` (the last
     one may be smaller); all lanes see the same minibatches. ``batch_size`` and
     ``last_size`` are the two minibatch sizes in the working dtype. The
@@ -332,11 +339,12 @@ def _train_block(pb, sb, mb, ab, db, decb, Cb, like, X, y, order, batch, every, 
 
 
 def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1, dim: int = 0,
-                 **jit_options) -> Callable:
+                 evaluate: Callable = _quadratic_value, objective: str = "", **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` whose element update applies
-    ``rule`` (for the multi-configuration kernel: with ``lanes`` lanes per block
-    and ``dim`` coordinates, 0 for any)."""
-    tag = f"{rule.__name__}__{lanes}x{dim}"
+    ``rule`` (for the multi-configuration kernels: with ``lanes`` lanes per block,
+    ``dim`` coordinates, 0 for any, and ``evaluate`` the objective's evaluation,
+    named ``objective`` in the kernel's name)."""
+    tag = f"{rule.__name__}__{lanes}x{dim}{objective}"
 
     def specialise(helper: Callable, **names) -> Callable:
         # A helper that LLVM does not inline is linked by symbol, and a kernel
@@ -349,10 +357,11 @@ def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lane
     names = dict(_update=specialise(_update, rule=compile_plain(rule, _jit)), LANES=lanes, DIM=dim)
     names["_advance"] = specialise(_advance, **names)
     names["_train_block"] = specialise(_train_block, **names)
+    names["_evaluate"] = specialise(evaluate)
     fn = rebind(template, **names)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     if template is not _step_template:
-        suffix += f"_{lanes}x{dim}"
+        suffix += f"_{lanes}x{dim}{objective}"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
     return numba.njit(cache=cache, error_model="numpy", **jit_options)(fn)
@@ -374,10 +383,19 @@ def _train_kernel(rule: Callable, lanes: int, dim: int) -> Callable:
 
 
 @functools.cache
-def _run_quadratic_kernel(rule: Callable, lanes: int, dim: int) -> Callable:
+def _run_objective_kernel(rule: Callable, lanes: int, dim: int, functions: tuple | None = None) -> Callable:
     """The multi-configuration kernel for blocks of ``lanes`` lanes (1: serial)
-    and ``dim`` coordinates (0: any)."""
-    return _instantiate(_run_quadratic_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1)
+    and ``dim`` coordinates (0: any), on a quadratic (``functions`` None) or on
+    the objective with the compiled ``(value, grad)`` functions. Kernels of
+    rmsnum's own objectives are cached on disk; those of a user's are compiled
+    in each process (Numba's cache would not see an edit of the user's functions)."""
+    if functions is None:
+        return _instantiate(_run_objective_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1)
+    value, grad = functions
+    own = all(fn.py_func.__module__ == "rmsnum.classics" for fn in functions)
+    name = value.py_func.__name__ if own else f"{value.py_func.__name__}_{id(value):x}"
+    return _instantiate(_run_objective_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1, cache=own,
+                        evaluate=rebind(_objective_value, VALUE=value, GRAD=grad), objective=f"__{name}")
 
 
 def _flat(arr):
@@ -430,11 +448,14 @@ def coefficient_table(rows: list[tuple], dtype: np.dtype) -> tuple[np.ndarray, t
     return C, like
 
 
-def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple, A: np.ndarray,
-                  b: np.ndarray, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
+def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple,
+                  P: tuple, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
                   final_loss: np.ndarray, diverged: np.ndarray, hit) -> None:
-    """Run blocks of configurations on a quadratic; see :func:`_run_quadratic_template`.
+    """Run blocks of configurations on an objective; see :func:`_run_objective_template`.
 
+    ``functions`` is None for a quadratic, with ``P = (A, b)``, or the
+    ``(value, grad)`` functions of a user objective compiled for the CPU, with
+    ``P`` a placeholder and then the objective's extra arguments.
     Every array is C-contiguous in the working dtype (checked by the caller).
     ``C`` is (blocks, T, k, w) with one row of coefficients per update, or
     (blocks, k, w) for the same coefficients at every update (a kernel of its
@@ -445,8 +466,8 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
     if x.shape[2] not in (1, LANES):
         raise ValueError(f"blocks must have 1 or {LANES} lanes, got {x.shape[2]}")
     dim = x.shape[1] if x.shape[1] <= MAX_UNROLLED_DIM else 0
-    kernel = _run_quadratic_kernel(rule, x.shape[2], dim)
-    kernel(x, s, m, a, d, dec, C, like, A, b, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
+    kernel = _run_objective_kernel(rule, x.shape[2], dim, functions)
+    kernel(x, s, m, a, d, dec, C, like, P, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
            loss_rec, x_rec, final_loss, diverged, hit)
 
 

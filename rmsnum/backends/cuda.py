@@ -5,12 +5,14 @@ backend, compiled as device functions; no second copy of the math. Kernels:
 
 - ``step``: one in-place update of device arrays of any size, a grid-stride
   loop over elements.
-- ``run_quadratic``: whole trajectories on a quadratic, one thread per
+- ``run_objective``: whole trajectories on an objective, one thread per
   configuration with x, the gradient and the state in registers (local arrays
-  of the compile-time dimension); above :data:`WIDE_DIM` coordinates, one
-  block per configuration whose threads share the coordinates (a single
-  trajectory of a large quadratic then runs one thread per element). It takes the blocked layout of
-  :func:`rmsnum.backends.cpu.run_quadratic` (blocks, ..., lanes), so consecutive
+  of the compile-time dimension). A user's :class:`rmsnum.Objective` runs
+  its value and gradient as device functions bound into the kernel instance.
+  A quadratic of more than :data:`WIDE_DIM` coordinates runs one block per
+  configuration whose threads share the coordinates (a single trajectory of a
+  large quadratic then runs one thread per element). It takes the blocked layout of
+  :func:`rmsnum.backends.cpu.run_objective` (blocks, ..., lanes), so consecutive
   threads read consecutive lanes (coalesced) and the host side of a sweep is
   shared by both backends. :func:`rmsnum.simulate` is this kernel with one
   configuration, :func:`rmsnum.sweep` with many.
@@ -43,7 +45,7 @@ from .. import rules
 from .._neutral import ONE, ZERO, Neutral
 from .._validation import on_device
 from ._compile import compile_plain, rebind
-from ._parts import _gather, _get, _lane_value, _row, _store, _update
+from ._parts import _gather, _get, _objective_value, _quadratic_value, _row, _store, _update
 
 THREADS_PER_BLOCK = 128
 """Threads per CUDA block of every kernel, a power of 2 (tests lower it so launches span several blocks)."""
@@ -171,10 +173,11 @@ def _step_template(x, g, s, m, a, r1, r2, numeric):
         _update(x, g, i, s, m, a, r1, r2, c)
 
 
-def _run_quadratic_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
+def _run_objective_template(x, s, m, a, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
                             loss_rec, x_rec, final_loss, diverged, hit):
-    """One thread runs one configuration; arguments as :func:`rmsnum.backends.cpu.run_quadratic`
-    (without ``like``, which is bound per instance as LIKE, with DIM and DTYPE)."""
+    """One thread runs one configuration; arguments as :func:`rmsnum.backends.cpu.run_objective`
+    (without ``like``, which is bound per instance as LIKE, with DIM, DTYPE and
+    the objective's evaluation ``_evaluate``)."""
     k = cuda.grid(1)
     w = x.shape[2]
     blk = k // w
@@ -202,13 +205,14 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds
     div = -1
     value = one
     for t in range(steps + 1):
-        value = _lane_value(A, b, xw, gw, 0, n, half)
+        value = _evaluate(P, xw, gw, 0, n, half)  # noqa: F821 - bound per instance
         if loss_rec is not None and t % every == 0:
             loss_rec[blk, t // every, j] = value
         if x_rec is not None and t % every == 0:
             for i in range(n):
                 x_rec[blk, t // every, i, j] = xw[i, 0]
-        # A non-finite x makes the value non-finite (A is positive definite).
+        # A non-finite x makes the value non-finite (A is positive definite; a
+        # user objective's value is made NaN).
         if not math.isfinite(value):
             div = t
             break
@@ -242,11 +246,14 @@ def _run_quadratic_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds
     _store(d, (blk, 1, j), d2)
 
 
-def _run_quadratic_wide_template(x, s, m, a, d, dec, C, A, b, one, half, sigma, seeds, fstar, tol, steps, every,
+def _run_quadratic_wide_template(x, s, m, a, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
                                  loss_rec, x_rec, final_loss, diverged, hit, g):
-    """One block of THREADS threads (a power of 2) runs one configuration, each thread
-    a share of the coordinates; x, g (scratch) and the state stay in global memory.
-    The value is reduced in a tree, so it may differ from the CPU's in the last bits."""
+    """One block of THREADS threads (a power of 2) runs one configuration of a
+    quadratic, ``P = (A, b)``, each thread a share of the coordinates; x, g
+    (scratch) and the state stay in global memory. The value is reduced in a
+    tree, so it may differ from the CPU's in the last bits."""
+    A = P[0]
+    b = P[1]
     cfg = cuda.blockIdx.x
     w = x.shape[2]
     blk = cfg // w
@@ -328,9 +335,15 @@ def _step_kernel(rule: Callable, pattern: tuple) -> Callable:
 
 
 @functools.cache
-def _run_quadratic_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dtype) -> Callable:
+def _run_objective_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dtype,
+                          functions: tuple | None = None) -> Callable:
+    """The one-thread-per-configuration kernel, on a quadratic (``functions``
+    None) or on the objective with these ``(value, grad)`` device functions."""
     parts = _device_parts(rule)
-    fn = rebind(_run_quadratic_template, LIKE=pattern, DIM=dim, DTYPE=dtype.type, **parts)
+    evaluate = (_quadratic_value if functions is None
+                else rebind(_objective_value, VALUE=functions[0], GRAD=functions[1]))
+    fn = rebind(_run_objective_template, LIKE=pattern, DIM=dim, DTYPE=dtype.type, _evaluate=_device(evaluate),
+                **parts)
     return cuda.jit(fn)
 
 
@@ -357,11 +370,12 @@ _OUTPUTS = ("x", "s", "m", "a", "d", "loss_rec", "x_rec", "final_loss", "diverge
 _WRITE_ONLY = ("final_loss", "diverged")
 
 
-def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple, A: np.ndarray,
-                  b: np.ndarray, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
+def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
+                  like: tuple, P: tuple, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
                   final_loss: np.ndarray, diverged: np.ndarray, hit, stream=None) -> Callable[[], None] | None:
-    """Run blocks of configurations on a quadratic; host arrays in and out, as
-    :func:`rmsnum.backends.cpu.run_quadratic`.
+    """Run blocks of configurations on an objective; host arrays in and out, as
+    :func:`rmsnum.backends.cpu.run_objective` (``functions`` the user
+    objective's ``(value, grad)`` as device functions, or None for a quadratic).
 
     Without ``stream`` the call waits and the outputs are in place when it
     returns (None). With a ``numba.cuda`` stream it only enqueues the copies and
@@ -369,7 +383,7 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
     the outputs in place, so the host can prepare the next chunk meanwhile.
     """
     dt = x.dtype.type
-    arrays = dict(x=x, s=s, m=m, a=a, d=d, dec=dec, C=C, A=A, b=b, seeds=seeds, tol=tol, loss_rec=loss_rec,
+    arrays = dict(x=x, s=s, m=m, a=a, d=d, dec=dec, C=C, seeds=seeds, tol=tol, loss_rec=loss_rec,
                   x_rec=x_rec, final_loss=final_loss, diverged=diverged, hit=hit)
     own = stream is None
     if own:
@@ -382,13 +396,15 @@ def run_quadratic(rule: Callable, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
             dev[name] = cuda.device_array(arr.shape, arr.dtype, stream=stream)
         else:
             dev[name] = cuda.to_device(np.ascontiguousarray(arr), stream=stream)
-    args = (dev["x"], dev["s"], dev["m"], dev["a"], dev["d"], dev["dec"], dev["C"], dev["A"], dev["b"], dt(1),
+    dev_P = tuple(cuda.to_device(np.ascontiguousarray(p), stream=stream) if isinstance(p, np.ndarray) else p
+                  for p in P)
+    args = (dev["x"], dev["s"], dev["m"], dev["a"], dev["d"], dev["dec"], dev["C"], dev_P, dt(1),
             dt(0.5), dt(sigma), dev["seeds"], dt(fstar), dev["tol"], steps, every, dev["loss_rec"], dev["x_rec"],
             dev["final_loss"], dev["diverged"], dev["hit"])
     configs = x.shape[0] * x.shape[2]
     threads = THREADS_PER_BLOCK
-    if x.shape[1] <= WIDE_DIM:
-        kernel = _run_quadratic_kernel(rule, _pattern(like), x.shape[1], x.dtype)
+    if x.shape[1] <= WIDE_DIM or functions is not None:
+        kernel = _run_objective_kernel(rule, _pattern(like), x.shape[1], x.dtype, functions)
         kernel[-(-configs // threads), threads, stream](*args)
     else:
         kernel = _run_quadratic_wide_kernel(rule, _pattern(like), threads, x.dtype)

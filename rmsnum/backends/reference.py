@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import rules
-from ..objectives import LinearRegression, Quadratic
+from ..objectives import LinearRegression, Objective, Quadratic
 from ..optimizers import Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp, SGD
 
 
@@ -78,11 +78,15 @@ def step(opt: Optimizer, x: np.ndarray, g: np.ndarray, state: OptimizerState) ->
         _RULES[type(opt)](opt, x, g, state, state.t)
 
 
-def gradient(objective: Quadratic, x: np.ndarray, t: int, seed: int) -> np.ndarray:
-    """The gradient ``A x - b`` in ``x``'s dtype, plus the gradient noise of update ``t``."""
+def gradient(objective: Quadratic | Objective, x: np.ndarray, t: int, seed: int) -> np.ndarray:
+    """The gradient in ``x``'s dtype (``A x - b``, or the objective's ``grad``),
+    plus the gradient noise of update ``t``."""
     dt = x.dtype.type
-    A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
-    g = (A * x if A.ndim == 1 else A @ x) - b
+    if isinstance(objective, Objective):
+        g = objective.grad(x)
+    else:
+        A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
+        g = (A * x if A.ndim == 1 else A @ x) - b
     if objective.noise:
         z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
                       for i in range(x.size)], dtype=x.dtype)
@@ -90,20 +94,23 @@ def gradient(objective: Quadratic, x: np.ndarray, t: int, seed: int) -> np.ndarr
     return g
 
 
-def simulate(opt: Optimizer, objective: Quadratic, X: np.ndarray, loss: np.ndarray, state: OptimizerState,
+def simulate(opt: Optimizer, objective: Quadratic | Objective, X: np.ndarray, loss: np.ndarray, state: OptimizerState,
              seed: int, per_step: list[Optimizer] | None = None) -> int:
     """Fill ``X`` and ``loss`` from ``X[0]`` step by step; return the diverged step or -1.
 
     Update t applies ``per_step[t]`` when given (a schedule), else ``opt``.
     """
     dt = X.dtype.type
-    A, b = objective.A.astype(X.dtype), objective.b.astype(X.dtype)
     x = X[0].copy()
     steps = X.shape[0] - 1
     with np.errstate(all="ignore"):
         for t in range(steps + 1):
-            ax = A * x if A.ndim == 1 else A @ x
-            loss[t] = dt(0.5) * np.dot(x, ax) - np.dot(b, x)
+            if isinstance(objective, Objective):
+                loss[t] = objective.value(x)
+            else:
+                A, b = objective.A.astype(X.dtype), objective.b.astype(X.dtype)
+                ax = A * x if A.ndim == 1 else A @ x
+                loss[t] = dt(0.5) * np.dot(x, ax) - np.dot(b, x)
             X[t] = x
             if not (np.all(np.isfinite(x)) and np.isfinite(loss[t])):
                 return t
