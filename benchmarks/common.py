@@ -22,6 +22,7 @@ import numpy as np
 SEEDS = {
     "step-vectors-v1": 20261124,  # x and g of the in-place step
     "quadratic-dense-v1": 20261125,  # eigenvectors of the dense quadratics
+    "logistic-data-v1": 20261126,  # the classification data of the logistic-regression benchmark
 }
 """Seed of every dataset, by name. Append-only: add names, never change a value."""
 

@@ -531,12 +531,17 @@ class Objective:
         signature = (point,) * (1 if label == "value" else 2) + tuple(
             numba.typeof(self._run_argument(arg, np.float64)) for arg in self.args)
         what = "a CUDA device function, which" if kind == "cuda" else "it"
+        name = _describe(self._functions[label])
+        call = f"{label}(x{', out' if label == 'grad' else ''}, *args) with {len(self.args)} extra argument(s)"
         try:
             dispatcher.compile(signature)
         except NumbaError as err:
-            raise TypeError(f"{label} function {_describe(self._functions[label])} cannot run inside rmsnum's "
-                            f"kernels: Numba cannot compile {what} in nopython mode for a float64 point"
-                            f"{' and args' if self.args else ''}: {_numba_failure(err)}") from err
+            raise TypeError(f"{label} function {name} cannot run inside rmsnum's kernels: Numba cannot compile "
+                            f"{what} in nopython mode for a float64 point{' and args' if self.args else ''}: "
+                            f"{_numba_failure(err)}") from err
+        except TypeError as err:  # the signature does not fit the call
+            raise TypeError(f"{label} function {name} cannot run inside rmsnum's kernels, which call it as "
+                            f"{call}: {err}") from err
         if label == "value":
             returns = dispatcher.overloads[signature].signature.return_type
             if not isinstance(returns, (numba.types.Float, numba.types.Integer)):

@@ -22,7 +22,8 @@ def test_benchmark_module_imports(name):
 
 
 def test_every_suite_is_there():
-    suites = {"bench_step", "bench_simulate", "bench_sweep", "bench_regression", "bench_compile", "common"}
+    suites = {"bench_step", "bench_simulate", "bench_sweep", "bench_regression", "bench_compile", "bench_objectives",
+              "common"}
     assert suites <= set(MODULES)
 
 
