@@ -275,9 +275,10 @@ def logistic_regression(X: Any, y: Any, *, l2: float = 0.0, noise: float = 0.0, 
     gradient = _gradient_of(args)
     found = scipy.optimize.minimize(logistic_value, np.zeros(d + 1), args=args, jac=gradient, method="L-BFGS-B",
                                     options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 10_000})
-    # A minimum exists where the gradient vanishes at a finite point (on separable
-    # data without a penalty, the weights grow without bound instead).
-    if np.max(np.abs(gradient(found.x))) < 1e-8 and np.max(np.abs(found.x)) < 1e6:
+    # On separable data without a penalty the loss keeps falling as the weights
+    # grow, so the point found is no minimum: the loss still falls along its ray.
+    falls_further = l2 == 0 and logistic_value(2 * found.x, *args) < found.fun
+    if np.max(np.abs(gradient(found.x))) < 1e-8 and not falls_further:
         objective.minimum = objective._minimum(found.x)
         objective.f_star = float(found.fun)
     return objective
