@@ -466,6 +466,81 @@ def test_users_float32_kernels_compile_to_float32_ptx(monkeypatch):
             assert (".f64" in ptx) == (dtype == "float64"), dtype
 
 
+# --------------------------------------------------------------------------- users' objectives
+
+
+def _booth(x):
+    return (x[0] + 2 * x[1] - 7) ** 2 + (2 * x[0] + x[1] - 5) ** 2
+
+
+def _booth_grad(x, out):
+    u, v = x[0] + 2 * x[1] - 7, 2 * x[0] + x[1] - 5
+    out[0] = 2 * u + 4 * v
+    out[1] = 4 * u + 2 * v
+
+
+@cuda
+def test_user_objectives_run_on_the_gpu_as_on_the_cpu(dtype):
+    """Plain functions, CUDA device functions and a classic with array arguments."""
+    from numba import cuda as numba_cuda
+
+    from rmsnum import classics
+
+    plain = rn.Objective(_booth, _booth_grad, 2, minimum=(1.0, 3.0))
+    device = rn.Objective(numba_cuda.jit(device=True)(_booth), numba_cuda.jit(device=True)(_booth_grad), 2,
+                          minimum=(1.0, 3.0))
+    opt = rn.RMSProp(lr=0.05, momentum=0.5)
+    cpu_run = rn.simulate(opt, plain, (0.0, 0.0), 30, dtype=dtype)
+    # With float32 x, Numba computes ``2 * x[1] - 7`` in float64 (int literals), the
+    # simulator's Python in float32 (NumPy scalars), and math.exp in float32 where the
+    # simulator uses float64, so float32 runs agree to float32 precision there.
+    close = assert_close_run if dtype == "float64" or not SIMULATOR else (
+        lambda actual, expected, _: np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5))
+    for obj in (plain, device):
+        gpu = rn.simulate(opt, obj, (0.0, 0.0), 30, dtype=dtype, backend="cuda")
+        assert gpu.diverged_at == cpu_run.diverged_at
+        close(gpu.x, cpu_run.x, dtype)
+        close(gpu.loss, cpu_run.loss, dtype)
+    X = np.array([[0.0, 1.0], [1.0, -1.0], [2.0, 0.5], [3.0, 2.0], [-1.0, 0.0]], dtype)
+    logistic = classics.logistic_regression(X, np.array([0, 1, 0, 1, 1], dtype))
+    grid = {"lr": [0.01, 0.1, 0.5], "gamma": [0.9, 0.99]}
+    gpu = rn.sweep(rn.RMSProp, logistic, (0.0, 0.0, 0.0), 20, grid=grid, dtype=dtype, backend="cuda",
+                   record=5, progress=False)
+    ref = rn.sweep(rn.RMSProp, logistic, (0.0, 0.0, 0.0), 20, grid=grid, dtype=dtype, record=5, progress=False)
+    close(gpu.final_x, ref.final_x, dtype)  # exp and log1p: float32 in Numba, float64 math in the simulator
+    close(gpu.loss, ref.loss, dtype)
+
+
+@pytest.mark.skipif(SIMULATOR or importlib.util.find_spec("numba_cuda") is None,
+                    reason="needs numba-cuda (with its toolkit wheels) and not the simulator")
+def test_objective_kernels_compile_to_ptx(monkeypatch):
+    """A user objective's kernel compiles for a real GPU, and a float32 classic stays in float32."""
+    import numba.cuda.dispatcher
+
+    from rmsnum import classics
+
+    class Hopper:
+        compute_capability = (9, 0)
+
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
+    opt = rn.RMSProp(lr=0.1)
+    for objective in (classics.booth(), classics.rosenbrock(3), rn.Objective(_booth, _booth_grad, 2, f_star=0.0)):
+        for dtype in ("float32", "float64"):
+            like, args, _ = _kernel_arguments(opt, dtype)
+            if objective.dim != 2:
+                continue
+            functions, P = objective._kernel_form(dtype, "cuda")
+            kernel = cuda_backend._run_objective_kernel(opt.rule, cuda_backend._pattern(like), objective.dim,
+                                                        np.dtype(dtype), functions)
+            try:
+                ptx = _ptx(kernel, (*args[:7], P, *args[8:]))
+            except Exception as err:  # no NVVM in this environment
+                pytest.skip(f"numba.cuda.compile_ptx cannot run here: {err}")
+            assert "sqrt" in ptx
+            if objective.name == "Booth":
+                assert (".f64" in ptx) == (dtype == "float64"), dtype
+
+
 # --------------------------------------------------------------------------- real GPU only
 
 
