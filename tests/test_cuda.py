@@ -541,6 +541,18 @@ def test_objective_kernels_compile_to_ptx(monkeypatch):
                 assert (".f64" in ptx) == (dtype == "float64"), dtype
 
 
+@pytest.mark.skipif(not SIMULATOR, reason="runs under the CUDA simulator (on a GPU: python examples/cuda_kernel.py)")
+def test_the_cuda_example_runs():
+    import os
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "cuda_kernel.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "5 steps on the simulator: max |x_gpu - x_cpu|" in done.stdout, done.stdout
+
+
 # --------------------------------------------------------------------------- real GPU only
 
 
