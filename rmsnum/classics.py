@@ -252,7 +252,7 @@ def logistic_regression(X: Any, y: Any, *, l2: float = 0.0, noise: float = 0.0, 
     >>> f.dim, round(float(f.value([0.0, 0.0])), 6)   # log 2 at w = 0, b = 0
     (2, 0.693147)
     >>> f.minimum.round(4), round(f.f_star, 6)
-    (array([ 0.4236, -0.6354]), 0.616683)
+    (array([ 0.9082, -1.3623]), 0.586872)
     """
     X = v.float_array("X", X)
     y = v.float_array("y", y)
