@@ -334,6 +334,18 @@ def _kernel_arguments(opt, dtype):
     return like, sweep, step
 
 
+@pytest.fixture
+def hopper(monkeypatch):
+    """compile_ptx asks the (absent) driver for the current device when a kernel calls
+    device functions; the target is given by cc= anyway: answer compute capability 9.0."""
+    import numba.cuda.dispatcher
+
+    class Hopper:
+        compute_capability = (9, 0)
+
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
+
+
 def _ptx(dispatcher, args):
     from numba import typeof
     from numba.core import types
@@ -347,15 +359,7 @@ def _ptx(dispatcher, args):
 
 @pytest.mark.skipif(SIMULATOR or importlib.util.find_spec("numba_cuda") is None,
                     reason="needs numba-cuda (with its toolkit wheels) and not the simulator")
-def test_float32_kernels_have_no_float64_instructions(monkeypatch):
-    import numba.cuda.dispatcher
-
-    class Hopper:
-        compute_capability = (9, 0)
-
-    # compile_ptx asks the (absent) driver for the current device when a kernel
-    # calls device functions; the target is given by cc= anyway.
-    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
+def test_float32_kernels_have_no_float64_instructions(hopper):
     try:
         _ptx(cuda_backend._fill, (np.zeros(2, np.float32), np.float32(0)))
     except Exception as err:  # no NVVM in this environment
@@ -440,17 +444,11 @@ def test_users_kernels_call_the_rules(dtype):
 
 @pytest.mark.skipif(SIMULATOR or importlib.util.find_spec("numba_cuda") is None,
                     reason="needs numba-cuda (with its toolkit wheels) and not the simulator")
-def test_users_float32_kernels_compile_to_float32_ptx(monkeypatch):
+def test_users_float32_kernels_compile_to_float32_ptx(hopper):
     """The rules compile inside a user's kernel for a real GPU (PTX for compute capability 9.0),
     and a float32 kernel stays in float32."""
-    import numba.cuda.dispatcher
-
     from rmsnum import kernels as rk
 
-    class Hopper:
-        compute_capability = (9, 0)
-
-    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
     chapter, general = _user_kernels()
     for dtype in ("float32", "float64"):
         dt = np.dtype(dtype).type
@@ -513,16 +511,10 @@ def test_user_objectives_run_on_the_gpu_as_on_the_cpu(dtype):
 
 @pytest.mark.skipif(SIMULATOR or importlib.util.find_spec("numba_cuda") is None,
                     reason="needs numba-cuda (with its toolkit wheels) and not the simulator")
-def test_objective_kernels_compile_to_ptx(monkeypatch):
+def test_objective_kernels_compile_to_ptx(hopper):
     """A user objective's kernel compiles for a real GPU, and a float32 classic stays in float32."""
-    import numba.cuda.dispatcher
-
     from rmsnum import classics
 
-    class Hopper:
-        compute_capability = (9, 0)
-
-    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: Hopper())
     opt = rn.RMSProp(lr=0.1)
     for objective in (classics.booth(), classics.rosenbrock(3), rn.Objective(_booth, _booth_grad, 2, f_star=0.0)):
         for dtype in ("float32", "float64"):
