@@ -10,13 +10,14 @@ import importlib
 from typing import Any
 
 from . import analysis, data
+from ._version import __version__ as __version__
 from .objectives import LinearRegression, Objective, Quadratic, quadratic_2d, rotated_quadratic_2d
 from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
 from .simulate import Trajectory, simulate
-from .sweep import SweepResult, sweep
+from .results import SweepResult
+from .sweep import sweep
 from .training import TrainResult, train, train_sweep
 
-__version__ = "0.1.0"
 
 _LAZY = ("classics", "classification", "kernels", "plot", "report", "studies")  # matplotlib, or Numba registrations
 

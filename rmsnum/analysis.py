@@ -8,7 +8,6 @@ have the grid's shape; for a trajectory they are scalars.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from . import rules
 from .objectives import Objective, Quadratic
 from .optimizers import Adagrad, Adam, Optimizer, RMSProp
 from .simulate import Trajectory
-from .sweep import SweepResult
+from .results import SweepResult
 
 CONVERGED, ORBIT, STALLED, DIVERGED = 0, 1, 2, 3
 LABELS = ("converged", "orbit", "stalled", "diverged")

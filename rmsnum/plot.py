@@ -13,7 +13,7 @@ from .analysis import leaky_average_weights
 from .objectives import Quadratic
 from .optimizers import RMSProp
 from .simulate import Trajectory
-from .sweep import SweepResult
+from .results import SweepResult
 from .training import TrainResult
 
 DIVERGED_COLOR = "#d62728"

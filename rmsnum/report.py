@@ -23,7 +23,7 @@ def _environment() -> list[tuple[str, str]]:
     import numpy
     import scipy
 
-    from . import __version__
+    from ._version import __version__
 
     return [("rmsnum", __version__), ("numpy", numpy.__version__), ("numba", numba.__version__),
             ("scipy", scipy.__version__), ("matplotlib", matplotlib.__version__),

@@ -264,7 +264,7 @@ def simulate(
         from .backends import reference
 
         diverged = reference.simulate(opt, objective, X, loss, state, seed_value or 0, per_step or None)
-    from . import __version__
+    from ._version import __version__
 
     provenance = {
         "rmsnum": __version__,

@@ -25,8 +25,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _validation as v
-from .sweep import (SweepResult, _check_backend, _check_factory, _default_chunk_size, _execute_plan, _grid_axes,
-                    _item, _make_plan, _pack, _provenance, _unpacker)
+from .results import SweepResult, _item
+from .sweep import (_check_backend, _check_factory, _default_chunk_size, _execute_plan, _grid_axes, _make_plan, _pack,
+                    _provenance, _unpacker)
 from .objectives import LinearRegression
 from .optimizers import Optimizer, OptimizerState
 
@@ -311,7 +312,7 @@ def train(
         elapsed = time.perf_counter() - start
         with np.errstate(all="ignore"):  # a diverged run's loss overflows: a result, not a warning
             final_loss = float(problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64)))
-    from . import __version__
+    from ._version import __version__
 
     provenance = {
         "rmsnum": __version__,
