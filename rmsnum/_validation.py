@@ -98,3 +98,18 @@ def on_device(value: Any) -> bool:
     ``__cuda_array_interface__`` (Numba, CuPy, PyTorch, ...), or an array of
     Numba's CUDA simulator, which lacks that interface. Imports nothing."""
     return hasattr(value, "__cuda_array_interface__") or type(value).__module__.startswith("numba.cuda.simulator")
+
+
+def representable(name: str, value: Any, dtype: Any) -> None:
+    """Raise ``ValueError`` when the real ``value`` of ``name`` does not survive rounding to
+    ``dtype``: a non-zero value that rounds to 0, or a finite one that overflows to inf."""
+    dt = np.dtype(dtype)
+    v = float(value)
+    with np.errstate(over="ignore", under="ignore"):
+        rounded = dt.type(v)
+    if v != 0 and rounded == 0:
+        raise ValueError(f"{name}={value!r} rounds to 0 in {dt.name} (the smallest positive {dt.name} is "
+                         f"{np.finfo(dt).smallest_subnormal:g}); use a larger value or dtype=float64")
+    if math.isfinite(v) and not np.isfinite(rounded):
+        raise ValueError(f"{name}={value!r} overflows {dt.name} (largest {np.finfo(dt).max:g}); "
+                         "use a smaller value or dtype=float64")
