@@ -19,9 +19,12 @@ import datetime
 import hashlib
 import inspect
 import math
+import numbers
 import os
+import time
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -29,7 +32,8 @@ import numpy as np
 from . import _validation as v
 from ._neutral import Neutral
 from ._version import __version__
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, check_path
+from .dask_executor import ClusterLostError
 from .objectives import Objective, Quadratic
 from .optimizers import SLOTS, Optimizer
 from .results import SweepResult, _item, _objective_record
@@ -110,7 +114,7 @@ def _axis_values(name: str, values: Any, dim: int) -> np.ndarray:
         k = flags.index(False)
         raise TypeError(f"grid[{name!r}][{k}] must be True or False like the other values, got {items[k]!r}")
     for k, item in enumerate(items):
-        if not isinstance(item, (int, float, np.integer, np.floating)):
+        if not isinstance(item, numbers.Real):
             raise TypeError(f"grid[{name!r}][{k}] must be a real number, got {item!r}")
         if not math.isfinite(float(item)):
             raise ValueError(f"grid[{name!r}][{k}] must be finite, got {item!r}")
@@ -192,6 +196,15 @@ def _build(factory: Any, kwargs: dict, where: str) -> Optimizer:
 def _make_plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, training=None) -> _Plan:
     values = list(axes.values())
     hyper = [k for k, name in enumerate(axes) if name not in SPECIAL_AXES]
+    for k in hyper:  # a value that rounds to 0 or overflows in the run's dtype names itself
+        if values[k].dtype != bool:
+            with np.errstate(over="ignore", under="ignore"):
+                rounded = values[k].astype(dtype)
+            for i in np.flatnonzero(((rounded == 0) & (values[k] != 0)) | ~np.isfinite(rounded)):
+                v.representable(f"grid[{list(axes)[k]!r}][{i}]", values[k][i], dtype)
+    for key, value in fixed.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+            v.representable(f"fixed[{key!r}]", value, dtype)
     # Axes whose values switch options on and off select the kernel specialisation.
     structural = [k for k in hyper if values[k].dtype == bool or (np.any(values[k] == 0) and np.any(values[k] != 0))]
     plan = _Plan(factory, fixed, axes, objective, x0, seed, steps, every, tol, dtype, chunk_size, structural, [], [],
@@ -298,12 +311,19 @@ def _empty_outputs(plan: _Plan, count: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _run_chunk(plan: _Plan, chunk: int) -> dict[str, np.ndarray]:
-    """Run one chunk of configurations on the CPU; the outputs are in flat grid order."""
-    return _start_chunk(plan, chunk)()
+def _run_chunk(plan: _Plan, chunk: int, report: Callable[[int], Any] | None = None) -> dict[str, np.ndarray]:
+    """Run one chunk of configurations on the CPU; the outputs are in flat grid order.
+    ``report(n)``, when given, is called as each slice of n configurations finishes."""
+    return _start_chunk(plan, chunk, report=report)()
 
 
-def _start_chunk(plan: _Plan, chunk: int, stream: Any = None) -> Callable[[], dict[str, np.ndarray]]:
+def _chunk_count(plan: _Plan, chunk: int) -> int:
+    lo, hi = _chunk_bounds(plan, chunk)
+    return hi - lo
+
+
+def _start_chunk(plan: _Plan, chunk: int, stream: Any = None,
+                 report: Callable[[int], Any] | None = None) -> Callable[[], dict[str, np.ndarray]]:
     """Start one chunk: on the CPU (``stream`` None) it runs here and now; with a
     ``numba.cuda`` stream its kernels are only enqueued there. Returns ``finish``,
     which waits for the chunk and gives its outputs in flat grid order."""
@@ -322,7 +342,8 @@ def _start_chunk(plan: _Plan, chunk: int, stream: Any = None) -> Callable[[], di
     for n, group in enumerate(plan.groups):
         members = np.flatnonzero(group_of == n)
         if members.size:
-            finishers.append(_start_group(plan, group, tuple(ix[members] for ix in index), members, out, stream))
+            finishers.append(_start_group(plan, group, tuple(ix[members] for ix in index), members, out, stream,
+                                          report))
 
     def finish() -> dict[str, np.ndarray]:
         for finish_group in finishers:
@@ -380,12 +401,49 @@ def _unpacker(out: dict[str, np.ndarray], members: np.ndarray, blocked: dict[str
     return unpack
 
 
+SLICE_SECONDS = 0.25
+"""With a progress bar, a chunk runs in slices of blocks of about this many seconds each."""
+
+_BLOCKED_ARGS = frozenset(("x", "s", "m", "a", "d", "dec", "C", "seeds", "loss_rec", "x_rec", "final_loss",
+                           "diverged", "hit"))
+"""The arguments of :func:`rmsnum.backends.cpu.run_objective` that have a leading block axis."""
+
+
+def _blocks(arr: Any, lo: int, hi: int) -> Any:
+    """Blocks lo..hi of a blocked array (a C-contiguous view), or None for None."""
+    return None if arr is None else arr[lo:hi]
+
+
+def in_slices(nblocks: int, width: int, count: int, run: Callable[[int, int], None],
+              report: Callable[[int], Any] | None) -> None:
+    """Call ``run(lo, hi)`` over the ``nblocks`` blocks (of ``width`` lanes, ``count``
+    configurations in all): at once without ``report``; with it, in slices of about
+    :data:`SLICE_SECONDS` each (the first one small, the next sized from the time
+    per block so far), calling ``report(n)`` with the n configurations each slice
+    finished. Blocks are independent, so slicing never changes a number."""
+    if report is None:
+        run(0, nblocks)
+        return
+    import numba
+
+    smallest = numba.get_num_threads()
+    lo, size, spent = 0, smallest, 0.0
+    while lo < nblocks:
+        hi = min(nblocks, lo + size)
+        start = time.perf_counter()
+        run(lo, hi)
+        spent += time.perf_counter() - start
+        report(min(hi * width, count) - min(lo * width, count))
+        lo = hi
+        size = max(smallest, min(4 * size, int(SLICE_SECONDS * lo / max(spent, 1e-9))))
+
+
 def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], members: np.ndarray,
-                 out: dict[str, np.ndarray], stream: Any) -> Callable[[], None]:
+                 out: dict[str, np.ndarray], stream: Any, report: Callable[[int], Any] | None) -> Callable[[], None]:
     """Pack one group's configurations into blocks and run them (CPU) or enqueue
     them on ``stream`` (CUDA); the returned ``finish`` unpacks the outputs."""
     if plan.training is not None:
-        return plan.training.start_group(plan, group, index, members, out)
+        return plan.training.start_group(plan, group, index, members, out, report)
     dt = plan.dtype
     count = members.size
     n = plan.objective.dim
@@ -411,7 +469,11 @@ def _start_group(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], memb
     if stream is None:
         from .backends import cpu
 
-        cpu.run_objective(*args)
+        named = inspect.signature(cpu.run_objective).bind(*args).arguments
+
+        def run(lo: int, hi: int) -> None:
+            cpu.run_objective(**{k: _blocks(arg, lo, hi) if k in _BLOCKED_ARGS else arg for k, arg in named.items()})
+        in_slices(nb, width, count, run, report)
         return unpack
     from .backends import cuda
 
@@ -439,14 +501,19 @@ def _fingerprint(plan: _Plan, name: str, arithmetic: str) -> str:
             h.update(repr(item).encode())
         h.update(b"|")
 
+    from .backends import _cache
+
     arrays, meta = _objective_record(plan.objective)
     training = None if plan.training is None else plan.training.fingerprint_items()
+    # What a user objective's functions compute, and the sources of the kernels' arithmetic.
+    code = plan.objective._digest() if isinstance(plan.objective, Objective) else None
+    kernels = (_cache.sources_digest(), hashlib.sha256(Path(_cache.PACKAGE_DIR, "backends", f"{arithmetic}.py")
+                                                       .read_bytes()).hexdigest())
     for item in (__version__, name, sorted(plan.fixed.items()), list(plan.axes), *plan.axes.values(),
                  *arrays.values(), sorted(meta.items()), plan.x0, plan.seed, plan.steps,
-                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size, arithmetic, training):
+                 plan.every, plan.tol, plan.dtype.str, plan.chunk_size, arithmetic, training, code, kernels):
         add(item)
     return h.hexdigest()
-
 
 
 # --------------------------------------------------------------------------- memory
@@ -634,6 +701,7 @@ def sweep(
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
     progress = v.boolean("progress", progress)
+    checkpoint = check_path("checkpoint", checkpoint)
     plan = _make_plan(optimizer, fixed, axes, objective, start, seed_value, steps, every, tols, dt, chunk)
 
     out = _execute_plan(plan, name, backend, checkpoint, progress)
@@ -666,9 +734,14 @@ def _provenance(backend: Any, dtype: np.dtype, seed: int | None, chunk_size: int
     }
 
 
-def _execute_plan(plan: _Plan, name: str, backend: Any, checkpoint: Any, progress: bool) -> dict[str, np.ndarray]:
+def _execute_plan(plan: _Plan, name: str, backend: Any, checkpoint: Path | None,
+                  progress: bool) -> dict[str, np.ndarray]:
     """Run every chunk of ``plan`` not yet in ``checkpoint`` (after checking
-    that the results fit in memory); the outputs in flat grid order."""
+    that the results fit in memory); the outputs in flat grid order.
+
+    The checkpoint directory is locked for the whole run; each chunk is saved
+    as soon as it finishes, so an error or a kill loses at most the chunks in
+    flight."""
     need = result_nbytes(plan)
     available = _available_memory()
     if available is not None and need > 0.8 * available:
@@ -677,32 +750,52 @@ def _execute_plan(plan: _Plan, name: str, backend: Any, checkpoint: Any, progres
             "is available; record less (record='final', or record=k with a larger k), sweep a smaller grid, "
             "or split the grid into several sweeps, each with its own checkpoint= file"
         )
-
+    if checkpoint is None:
+        return _run_chunks(plan, backend, None, progress)
     arithmetic = "cuda" if backend == "cuda" else "cpu"
-    store = None if checkpoint is None else Checkpoint(checkpoint, _fingerprint(plan, name, arithmetic), plan.n_chunks)
+    store = Checkpoint(checkpoint, _fingerprint(plan, name, arithmetic), plan.n_chunks,
+                       lambda c: _expected_outputs(plan, c))
+    with store:
+        return _run_chunks(plan, backend, store, progress)
+
+
+def _expected_outputs(plan: _Plan, chunk: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{name: (shape, dtype)} of the outputs of one chunk."""
+    lo, hi = _chunk_bounds(plan, chunk)
+    return {key: ((hi - lo,) + arr.shape[1:], arr.dtype) for key, arr in _empty_outputs(plan, 0).items()}
+
+
+def _run_chunks(plan: _Plan, backend: Any, store: Checkpoint | None, progress: bool) -> dict[str, np.ndarray]:
     out = _empty_outputs(plan, plan.size)
-    done = set()
-    if store is not None:
-        for c in store.finished():
-            _place(plan, out, c, store.load(c))
-            done.add(c)
+    done = {} if store is None else store.finished()
+    for c, outputs in done.items():
+        _place(plan, out, c, outputs)
     todo = [c for c in range(plan.n_chunks) if c not in done]
-    client = _dask_client(backend) if todo else None
-    bar = _progress_bar(progress, plan.n_chunks, len(done))
+    bar = _progress_bar(progress, plan.size, sum(_chunk_count(plan, c) for c in done))
+    client = _dask_client(backend) if todo and backend not in ("cpu", "cuda") else None
     try:
-        chunks = _execute_cuda(plan, todo) if backend == "cuda" else _execute(plan, todo, client)
+        if client is not None:
+            chunks = _execute(plan, todo, client)
+        elif backend == "cuda":
+            chunks = _execute_cuda(plan, todo)
+        else:  # here, reporting progress while a chunk runs
+            chunks = ((c, _run_chunk(plan, c, None if bar is None else bar.update)) for c in todo)
         for c, outputs in chunks:
             if store is not None:
                 store.save(c, outputs)
             _place(plan, out, c, outputs)
-            if bar is not None:
-                bar.update(1)
+            if bar is not None and (client is not None or backend == "cuda"):
+                bar.update(_chunk_count(plan, c))
+    except ClusterLostError as err:
+        kept = "" if store is None else (f"; the {len(store.chunks)} of {plan.n_chunks} chunks finished so far are "
+                                         f"kept in the checkpoint {str(store.path)!r}: run the same sweep again to "
+                                         "resume")
+        raise ClusterLostError(f"{err}{kept}") from err
     finally:
         if bar is not None:
             bar.close()
         if backend == "dask" and client is not None:
             _close_local_client(client)
-
     return out
 
 
@@ -716,11 +809,12 @@ def _place(plan: _Plan, out: dict[str, np.ndarray], chunk: int, outputs: dict[st
 
 
 def _progress_bar(progress: bool, total: int, initial: int):
+    """A tqdm bar over configurations (with an ETA), or None when off or stderr is not a terminal."""
     if not progress or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="chunk", desc="sweep")
+    return tqdm(total=total, initial=initial, unit="config", unit_scale=True, desc="sweep")
 
 
 def _execute(plan: _Plan, todo: list[int], client: Any):

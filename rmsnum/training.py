@@ -26,8 +26,9 @@ import numpy as np
 
 from . import _validation as v
 from .results import SweepResult, _item
+from .checkpoint import check_path
 from .sweep import (_check_backend, _check_factory, _default_chunk_size, _execute_plan, _grid_axes, _make_plan, _pack,
-                    _provenance, _unpacker)
+                    _provenance, _unpacker, in_slices)
 from .objectives import LinearRegression
 from .optimizers import Optimizer, OptimizerState
 
@@ -372,9 +373,11 @@ class _TrainingSweep:
         return (self.schedule, self.init)
 
     def start_group(self, plan: Any, group: Any, index: tuple[np.ndarray, ...], members: np.ndarray,
-                    out: dict[str, np.ndarray]) -> Callable[[], None]:
+                    out: dict[str, np.ndarray], report: Callable[[int], Any] | None) -> Callable[[], None]:
         """Run one group's configurations, one kernel call per seed (all lanes
-        of a call see the same minibatches); returns the unpacking step."""
+        of a call see the same minibatches), in slices of blocks when progress is
+        reported (``report(n)`` after each slice of n configurations); returns the
+        unpacking step."""
         from .backends import cpu
 
         problem = plan.objective
@@ -393,8 +396,13 @@ class _TrainingSweep:
             diverged = np.empty((nb, width), np.int64)
             loss_rec = np.full((nb, self.n_recorded, width), np.nan)
             X, y, H, pstar, fstar = _kernel_inputs(problem)
-            cpu.train(group.representative.rule, *packed, X, y, order, self.schedule.batch_size,
-                      self.schedule.record_every, H, pstar, fstar, loss_rec, final_loss, diverged)()
+            blocked = (*packed[:7], loss_rec, final_loss, diverged)
+
+            def run(lo: int, hi: int) -> None:
+                p, s, m, a, d, dec, C, rec, fin, div = (None if arr is None else arr[lo:hi] for arr in blocked)
+                cpu.train(group.representative.rule, p, s, m, a, d, dec, C, packed[7], X, y, order,
+                          self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar, rec, fin, div)()
+            in_slices(nb, width, sel.size, run, report)
             unpackers.append(_unpacker(out, members[sel], {
                 "final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged, "loss": loss_rec}))
 
@@ -486,6 +494,7 @@ def train_sweep(
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
     progress = v.boolean("progress", progress)
+    checkpoint = check_path("checkpoint", checkpoint)
     plan = _make_plan(optimizer, fixed, axes, problem, None, seed_value, schedule.steps,
                              schedule.record_every, None, problem.dtype, chunk, _TrainingSweep(schedule, spec))
     out = _execute_plan(plan, name, backend, checkpoint, progress)

@@ -1,12 +1,10 @@
-"""sweep(): grids, bit-identity with simulate, outputs, divergence, checkpoints, Dask, bad input."""
+"""sweep(): grids, bit-identity with simulate, outputs, divergence, progress, Dask, bad input (checkpoints: test_checkpoint.py)."""
 
 import importlib
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -179,72 +177,6 @@ def test_to_xarray():
     assert ds["final_loss"].dims == ("lr", "gamma") and ds["loss"].dims == ("lr", "gamma", "step")
     assert float(ds["final_loss"].sel(lr=0.4, gamma=0.9)) == res.final_loss[1, 1]
     np.testing.assert_array_equal(ds["step"], [0, 10, 20])
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-CHECKPOINT_SCRIPT = """
-import sys, numpy as np, rmsnum as rn
-res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 400_000,
-               grid={{"lr": np.logspace(-3, 0, 40), "gamma": np.linspace(0.5, 0.99, 30)}},
-               chunk_size=60, checkpoint={ckpt!r}, progress=False)
-res.save({out!r})
-"""
-
-
-def _sweep_process(ckpt, out):
-    code = CHECKPOINT_SCRIPT.format(ckpt=str(ckpt), out=str(out))
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def test_checkpoint_survives_sigkill_and_resumes_identically(tmp_path):
-    ckpt = tmp_path / "study.ckpt"
-    proc = _sweep_process(ckpt, tmp_path / "killed.npz")
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(ckpt.glob("chunk-*.npz"))) < 3:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = sorted(ckpt.glob("chunk-*.npz"))
-    assert 3 <= len(finished) < 20, "the kill must land midway"
-    resumed = _sweep_process(ckpt, tmp_path / "resumed.npz")
-    assert resumed.wait(timeout=300) == 0, resumed.communicate()
-    fresh = _sweep_process(tmp_path / "fresh.ckpt", tmp_path / "fresh.npz")
-    assert fresh.wait(timeout=300) == 0, fresh.communicate()
-    a = rn.SweepResult.load(tmp_path / "resumed.npz")
-    b = rn.SweepResult.load(tmp_path / "fresh.npz")
-    for name in ("final_x", "final_loss", "diverged_at"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert not list(ckpt.glob("*.tmp*"))
-
-
-def test_checkpoint_resume_skips_finished_chunks(tmp_path, monkeypatch):
-    args = (rn.RMSProp, rn.quadratic_2d(), X0, 50, {"lr": np.linspace(0.01, 0.5, 10)})
-    first = rn.sweep(*args, chunk_size=3, checkpoint=tmp_path / "c", progress=False)
-    calls = []
-    monkeypatch.setattr(sweep_module, "_run_chunk", lambda plan, c: calls.append(c))
-    again = rn.sweep(*args, chunk_size=3, checkpoint=tmp_path / "c", progress=False)
-    assert calls == []
-    np.testing.assert_array_equal(first.final_x, again.final_x)
-
-
-@pytest.mark.parametrize("change", [dict(steps=51), dict(chunk_size=4), dict(fixed={"eps": 1e-8}),
-                                    dict(grid={"lr": np.linspace(0.01, 0.5, 11)}), dict(dtype=np.float32)])
-def test_checkpoint_with_other_arguments_is_refused(tmp_path, change):
-    args = dict(optimizer=rn.RMSProp, objective=rn.quadratic_2d(), x0=X0, steps=50,
-                grid={"lr": np.linspace(0.01, 0.5, 10)}, chunk_size=3, progress=False)
-    rn.sweep(**args, checkpoint=tmp_path / "c")
-    with pytest.raises(ValueError, match="different arguments"):
-        rn.sweep(**{**args, **change}, checkpoint=tmp_path / "c")
-
-
-def test_checkpoint_refuses_a_foreign_directory(tmp_path):
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not an rmsnum sweep checkpoint"):
-        rn.sweep(rn.SGD, rn.quadratic_2d(), X0, 5, {"lr": [0.1]}, checkpoint=tmp_path / "c", progress=False)
 
 
 # --------------------------------------------------------------------------- memory, progress
