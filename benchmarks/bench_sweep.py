@@ -81,3 +81,46 @@ class SweepResults:
                      per_call=(numpy_steps, STEPS))
 
     track_speedup_over_numpy.unit = "times faster"
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and throws the bar away (so the bar is drawn as for a user)."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class SweepProgress:
+    """The cost of the progress bar on a README-sized sweep (one chunk of 10**5 configurations),
+    which runs in slices of blocks of about ``SLICE_SECONDS`` so that the bar moves."""
+
+    timeout = 300
+
+    def setup(self):
+        warm_up(lambda: _sweep(16, 10))
+
+    def _with_bar(self):
+        import sys
+
+        stderr, sys.stderr = sys.stderr, _Terminal()
+        try:
+            grid = square_grid(SIDES[10**5])
+            rn.sweep(rn.RMSProp, rn.quadratic_2d(), x0=X0, steps=STEPS, grid={"lr": grid.lrs, "gamma": grid.gammas},
+                     fixed={"eps": EPS}, progress=True)
+        finally:
+            sys.stderr = stderr
+
+    def time_sweep_with_progress(self):
+        self._with_bar()
+
+    def track_progress_over_quiet(self):
+        """Time with the bar over time without, in the same run (1.0: free)."""
+        return ratio(self._with_bar, lambda: _sweep(SIDES[10**5], STEPS), reps=5)
+
+    track_progress_over_quiet.unit = "ratio"

@@ -25,15 +25,22 @@ def real(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """Return ``value`` as a finite Python float inside the given interval."""
+    """Return ``value`` as a finite Python float inside the given interval.
+
+    ``value`` may be any real number (int, float, NumPy scalar, ``fractions.Fraction``);
+    bools are refused. An infinite bound is always open, since the value must be finite.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    v = float(value)
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
+    left = "(" if low_open or math.isinf(low) else "["
+    right = ")" if high_open or math.isinf(high) else "]"
     allowed = f"{left}{low:g}, {high:g}{right}"
+    try:
+        v = float(value)
+    except OverflowError:  # an int or Fraction beyond the float range
+        v = math.inf
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite and in {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number in {allowed}, got {value!r}")
     too_low = v <= low if low_open else v < low
     too_high = v >= high if high_open else v > high
     if too_low or too_high:
@@ -56,6 +63,13 @@ def integer(name: str, value: Any, *, low: int = 0) -> int:
     if v < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return v
+
+
+def optional_str(name: str, value: Any) -> str | None:
+    """Return ``value`` when it is a str or None (a label, for instance)."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {value!r} of type {type(value).__name__}")
+    return value
 
 
 def float_dtype(name: str, value: Any) -> np.dtype:
@@ -105,6 +119,7 @@ def representable(name: str, value: Any, dtype: Any) -> None:
     ``dtype``: a non-zero value that rounds to 0, or a finite one that overflows to inf."""
     dt = np.dtype(dtype)
     v = float(value)
+    value = value.item() if isinstance(value, np.generic) else value
     with np.errstate(over="ignore", under="ignore"):
         rounded = dt.type(v)
     if v != 0 and rounded == 0:

@@ -401,7 +401,7 @@ def _unpacker(out: dict[str, np.ndarray], members: np.ndarray, blocked: dict[str
     return unpack
 
 
-SLICE_SECONDS = 0.25
+SLICE_SECONDS = 0.5
 """With a progress bar, a chunk runs in slices of blocks of about this many seconds each."""
 
 _BLOCKED_ARGS = frozenset(("x", "s", "m", "a", "d", "dec", "C", "seeds", "loss_rec", "x_rec", "final_loss",
@@ -814,21 +814,15 @@ def _progress_bar(progress: bool, total: int, initial: int):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="config", unit_scale=True, desc="sweep")
+    return tqdm(total=total, initial=initial, unit="config", desc="sweep")
 
 
 def _execute(plan: _Plan, todo: list[int], client: Any):
-    """Yield (chunk, outputs) as chunks finish, here or on a Dask cluster."""
-    if client is None:
-        for c in todo:
-            yield c, _run_chunk(plan, c)
-        return
-    from dask.distributed import as_completed
+    """Yield (chunk, outputs) as chunks finish on ``client``'s Dask cluster;
+    :class:`ClusterLostError` when the cluster loses chunks."""
+    from . import dask_executor
 
-    plan_future = client.scatter(plan, broadcast=True)
-    futures = {client.submit(_run_chunk, plan_future, c, pure=False): c for c in todo}
-    for future in as_completed(futures):
-        yield futures[future], future.result()
+    return dask_executor.execute(client, _run_chunk, plan, todo)
 
 
 def _execute_cuda(plan: _Plan, todo: list[int]):
@@ -859,29 +853,22 @@ def _check_backend(backend: Any) -> None:
 
             cuda.require()
             return
-    try:
-        from dask.distributed import Client
-    except ImportError as err:
-        raise ImportError('the dask backend needs dask.distributed: pip install "rmsnum[dask]"') from err
-    if not isinstance(backend, (str, Client)):
-        raise TypeError(f"backend must be one of {BACKENDS} or a dask.distributed.Client, got {backend!r}")
+    from . import dask_executor
+
+    dask_executor.check_backend(backend, BACKENDS)
 
 
 def _dask_client(backend: Any):
     """None for the cpu and cuda backends, the given Client, or a Client of a new local cluster."""
     if isinstance(backend, str) and backend in ("cpu", "cuda"):
         return None
-    from dask.distributed import Client, LocalCluster
+    from . import dask_executor
 
-    if isinstance(backend, Client):
-        return backend
-    cluster = LocalCluster(n_workers=min(2, os.cpu_count() or 1), threads_per_worker=1, processes=True,
-                           dashboard_address=None)
-    return Client(cluster)
+    return dask_executor.client_for(backend)
 
 
 def _close_local_client(client: Any) -> None:
-    cluster = client.cluster
-    client.close()
-    if cluster is not None:
-        cluster.close()
+    """Close the client of a temporary local cluster, and the cluster with it."""
+    from . import dask_executor
+
+    dask_executor.close(client)

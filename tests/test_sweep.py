@@ -209,6 +209,64 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     assert "3/3" in fake.getvalue()
 
 
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what tqdm writes."""
+
+    def __init__(self):
+        import io
+
+        self.buffer = io.StringIO()
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        return self.buffer.write(text)
+
+    def flush(self):
+        pass
+
+
+def _counts(text):
+    """The configurations done at each redraw of the bar."""
+    import re
+
+    return [int(n) for n in re.findall(r"\| (\d+)/\d+ \[", text)]
+
+
+@pytest.mark.parametrize("which", ["sweep", "train_sweep"])
+def test_progress_moves_within_a_one_chunk_sweep_and_changes_nothing(monkeypatch, which):
+    """A one-chunk sweep runs in slices of blocks (here as small as they get: SLICE_SECONDS 0), so the
+    bar moves, with an ETA, many times before the chunk ends; slicing changes no number."""
+    if which == "sweep":
+        run = lambda progress: rn.sweep(rn.RMSProp, rn.quadratic_2d(), X0, 200,  # noqa: E731
+                                        {"lr": np.logspace(-3, 0, 40), "gamma": np.linspace(0.5, 0.99, 30)},
+                                        record=50, tol=[1e-3], progress=progress)
+    else:
+        data = rn.data.synthetic_regression(n=100, d=3, noise=0.1, seed=0)
+        run = lambda progress: rn.train_sweep(rn.RMSProp, rn.LinearRegression(data), 10, 2,  # noqa: E731
+                                              {"lr": np.logspace(-3, -1, 300)}, record_every=50,
+                                              progress=progress)
+    quiet = run(False)
+    fake = _Terminal()
+    monkeypatch.setattr(sys, "stderr", fake)
+    monkeypatch.setattr(sweep_module, "SLICE_SECONDS", 0.0)
+    real_bar = sweep_module._progress_bar
+
+    def redraw_every_update(*args):
+        bar = real_bar(*args)
+        bar.mininterval, bar.miniters, bar.dynamic_miniters = 0, 1, False  # tqdm redraws at most 10/s
+        return bar
+    monkeypatch.setattr(sweep_module, "_progress_bar", redraw_every_update)
+    shown = run(True)
+    assert shown.provenance["chunk_size"] >= quiet.final_loss.size  # one chunk
+    counts = _counts(fake.buffer.getvalue())
+    assert len(set(counts)) >= 4 and counts[-1] == quiet.final_loss.size, counts
+    assert "<" in fake.buffer.getvalue()  # elapsed<remaining: an ETA
+    for name in ("final_x", "final_loss", "diverged_at", "loss", "steps_to_tol"):
+        np.testing.assert_array_equal(getattr(quiet, name), getattr(shown, name), err_msg=name)
+
+
 # --------------------------------------------------------------------------- Dask
 
 
@@ -243,6 +301,10 @@ BAD = [
     (dict(grid={"lr": []}), ValueError, r"grid\['lr'\] is empty"),
     (dict(grid={"lr": [0.1, np.nan]}), ValueError, r"grid\['lr'\]\[1\] must be finite"),
     (dict(grid={"lr": [0.1, np.inf]}), ValueError, r"grid\['lr'\]\[1\] must be finite"),
+    (dict(grid={"lr": [0.1, 1e-50]}, dtype=np.float32), ValueError, r"grid\['lr'\]\[1\]=1e-50 rounds to 0 in float32"),
+    (dict(grid={"lr": [1e50, 0.1]}, dtype=np.float32), ValueError, r"grid\['lr'\]\[0\]=1e\+50 overflows float32"),
+    (dict(fixed={"eps": 1e-50}, dtype=np.float32), ValueError, r"fixed\['eps'\]=1e-50 rounds to 0 in float32"),
+    (dict(grid={"lr": [0.1, "0.2"]}), TypeError, r"grid\['lr'\]\[1\] must be a real number"),
     (dict(grid={"learning_rate": [0.1]}), ValueError, "unknown hyperparameter 'learning_rate'"),
     (dict(grid={"lr": [0.1, -0.2]}), ValueError, r"grid\['lr'\]\[1\] = -0.2: lr must be in"),
     (dict(grid={"lr": [0.1], "gamma": [0.5, 0.9, 1.5]}), ValueError, r"grid\['gamma'\]\[2\] = 1.5"),
@@ -280,6 +342,16 @@ def test_bad_input_raises_before_any_work(change, error, match, monkeypatch, tmp
     with pytest.raises(error, match=match):
         rn.sweep(**{**GOOD, **change}, checkpoint=tmp_path / "ckpt", progress=False)
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_fractions_are_real_numbers_in_grids_as_in_constructors():
+    from fractions import Fraction
+
+    exact = rn.sweep(rn.RMSProp, rn.quadratic_2d(), X0, 10, {"lr": [Fraction(1, 10), Fraction(2, 5)]},
+                     {"gamma": Fraction(9, 10)}, progress=False)
+    floats = rn.sweep(rn.RMSProp, rn.quadratic_2d(), X0, 10, {"lr": [0.1, 0.4]}, {"gamma": 0.9}, progress=False)
+    np.testing.assert_array_equal(exact.final_x, floats.final_x)
+    rn.RMSProp(lr=Fraction(1, 10), gamma=Fraction(9, 10))
 
 
 def test_nesterov_without_momentum_in_the_grid_is_named():
