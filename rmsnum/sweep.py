@@ -638,10 +638,15 @@ def sweep(
         than the GPU runs chunk by chunk.
     checkpoint : path, optional
         A directory where each finished chunk is saved atomically; running the
-        same sweep again resumes from it. A checkpoint made with different
-        arguments is refused.
+        same sweep again resumes from it, after a kill at any moment. The
+        directory is locked while the sweep runs; a checkpoint made with
+        different arguments (or an edited objective) is refused, and a chunk
+        that fails its checks (SHA-256, index, fingerprint, shapes) is named in a
+        :class:`rmsnum.checkpoint.CheckpointWarning` and computed again.
     progress : bool
-        Show a progress bar over chunks (only when stderr is a terminal).
+        Show a progress bar over configurations, with an ETA (only when stderr
+        is a terminal); on the CPU a chunk then runs in slices of about
+        :data:`SLICE_SECONDS` so that the bar moves within it.
     seed : int, optional
         Seed of the gradient noise when there is no ``"seed"`` axis (0 if None).
     dtype : float32 or float64
@@ -654,9 +659,15 @@ def sweep(
     ------
     TypeError, ValueError
         Before any work, for bad arguments (the message names the grid axis
-        and index of a bad value).
+        and index of a bad value, also one that rounds to 0 or overflows in
+        ``dtype``), or for a checkpoint of other arguments.
     MemoryError
         Before any work, when the results would not fit in available memory.
+    RuntimeError
+        When another process holds the checkpoint directory.
+    OSError
+        When a checkpoint file cannot be written (the chunks finished before
+        are kept).
 
     Examples
     --------
