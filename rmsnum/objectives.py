@@ -4,9 +4,15 @@ chapter's minibatch linear regression, and users' own objectives (:class:`Object
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
 import numbers
+import os
+import re
+import sys
+import sysconfig
+import types
 from typing import Any
 
 import numpy as np
@@ -44,6 +50,7 @@ class Quadratic:
     """
 
     def __init__(self, A: Any, b: Any = None, *, noise: float = 0.0, name: str | None = None) -> None:
+        name = v.optional_str("name", name)
         A = np.array(A, dtype=np.float64)
         if A.ndim not in (1, 2) or A.size == 0:
             raise ValueError(f"A must be a non-empty vector (diagonal) or a square matrix, got shape {A.shape}")
@@ -360,6 +367,147 @@ def _numba_failure(err: Exception) -> str:
     return " ".join(lines[:4])[:600]
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_NAMED_PACKAGES = frozenset({"numpy", "numba", "scipy", "llvmlite"})
+_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"])
+
+
+def _is_library(module_name: str) -> bool:
+    """Whether ``module_name`` is NumPy, Numba, SciPy or a module of the standard
+    library (by its location, so a user's ``test.py`` is not)."""
+    top = module_name.partition(".")[0]
+    if top in _NAMED_PACKAGES:
+        return True
+    if top not in sys.stdlib_module_names:
+        return False
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    if path is None:
+        return top in sys.builtin_module_names
+    return os.path.realpath(path).startswith(_STDLIB + os.sep)
+
+
+def _python_function(obj: Any) -> Any:
+    """The Python function behind a plain function, an ``@njit`` dispatcher or a
+    CUDA device function; None for anything else."""
+    source = _source(obj) if _kind(obj) else None
+    return source if inspect.isfunction(source) else None
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    """The names ``code`` and the code nested in it look up (globals and attributes)."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return names
+
+
+class _CodeHasher:
+    """A SHA-256 of what functions compute, the same in every process.
+
+    It takes a function's bytecode, constants (nested code too) and names, and
+    the values of the globals, closure cells and default arguments it uses:
+    numbers, strings, arrays (dtype, shape, bytes), containers of them and,
+    recursively, the functions and Numba dispatchers it calls (each once, so
+    recursion ends). Modules, and the functions of the standard library, NumPy,
+    Numba and SciPy, count by name; other objects by type and repr without
+    addresses. Line numbers and file names are left out.
+    """
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self._seen: dict[int, tuple[int, Any]] = {}  # id -> (visit number, the object, kept alive)
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
+
+    def _feed(self, tag: str, data: bytes = b"") -> None:
+        self.sha.update(f"{tag}:{len(data)}:".encode())
+        self.sha.update(data)
+
+    def _again(self, obj: Any) -> bool:
+        """True (feeding a back-reference) when ``obj`` was fed before; else marks it fed."""
+        seen = self._seen.get(id(obj))
+        if seen is not None:
+            self._feed("again", str(seen[0]).encode())
+            return True
+        self._seen[id(obj)] = (len(self._seen), obj)
+        return False
+
+    def value(self, obj: Any) -> None:
+        """Feed a value a function uses."""
+        fn = _python_function(obj)
+        if fn is not None:
+            self.function(fn)
+        elif isinstance(obj, types.ModuleType):
+            self._feed("module", obj.__name__.encode())
+        elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+            self._feed(type(obj).__name__, repr(obj).encode())
+        elif isinstance(obj, (np.ndarray, np.generic)) and not obj.dtype.hasobject:
+            self._feed(f"{type(obj).__name__} {obj.dtype.str} {obj.shape}", np.ascontiguousarray(obj).tobytes())
+        elif isinstance(obj, (tuple, list, dict, set, frozenset)):
+            if self._again(obj):
+                return
+            items = (list(obj.items()) if isinstance(obj, dict)
+                     else sorted(obj, key=lambda item: (type(item).__name__, _ADDRESS.sub("", repr(item))))
+                     if isinstance(obj, (set, frozenset)) else obj)
+            self._feed(f"{type(obj).__name__} {len(items)}")
+            for item in items:
+                self.value(item)
+        else:
+            self._feed(f"{type(obj).__module__}.{type(obj).__qualname__}", _ADDRESS.sub("", repr(obj)).encode())
+
+    def function(self, fn: types.FunctionType) -> None:
+        """Feed a Python function: its code and everything it uses."""
+        if self._again(fn):
+            return
+        module = fn.__module__ or ""
+        if _is_library(module):
+            self._feed("library function", f"{module}:{fn.__qualname__}".encode())
+            return
+        code = fn.__code__
+        self._code(code)
+        for name in dict.fromkeys(_global_names(code)):
+            if name in fn.__globals__:
+                self._feed("global", name.encode())
+                self.value(fn.__globals__[name])
+        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+            self._feed("closure", name.encode())
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # an empty cell
+                self._feed("empty")
+                continue
+            self.value(contents)
+        self._feed("defaults")
+        self.value(fn.__defaults__)
+        self.value(fn.__kwdefaults__)
+
+    def _code(self, code: types.CodeType) -> None:
+        self._feed("code", code.co_code)
+        self._feed("arguments", f"{code.co_argcount} {code.co_posonlyargcount} {code.co_kwonlyargcount} "
+                                f"{code.co_flags}".encode())
+        for label, names in (("names", code.co_names), ("locals", code.co_varnames),
+                             ("free", code.co_freevars), ("cells", code.co_cellvars)):
+            self._feed(label, "\0".join(names).encode())
+        self._feed("exceptions", getattr(code, "co_exceptiontable", b""))
+        self._feed(f"constants {len(code.co_consts)}")
+        for const in code.co_consts:
+            self._constant(const)
+
+    def _constant(self, const: Any) -> None:
+        if isinstance(const, types.CodeType):
+            self._code(const)
+        elif isinstance(const, (tuple, frozenset)):
+            items = sorted(const, key=lambda item: (type(item).__name__, repr(item))) if isinstance(
+                const, frozenset) else const
+            self._feed(f"{type(const).__name__} {len(items)}")
+            for item in items:
+                self._constant(item)
+        else:
+            self._feed(type(const).__name__, repr(const).encode())
+
+
 class Objective:
     r"""A user's objective: Numba-compiled functions ``value(x, *args)`` and ``grad(x, out, *args)``.
 
@@ -492,6 +640,24 @@ class Objective:
     def functions(self) -> tuple[Any, Any]:
         """``(value, grad)`` as given."""
         return self._functions["value"], self._functions["grad"]
+
+    def _digest(self) -> str:
+        """A hex SHA-256 of what this objective computes, the same in every process.
+
+        It covers the code of ``value`` and ``grad`` (the Python function behind
+        an ``@njit`` or CUDA device function: bytecode, constants, names), the
+        values of the globals, closure cells and default arguments they use
+        (numbers, strings, arrays and, recursively, the functions and Numba
+        dispatchers they call), ``dim``, ``args``, ``noise`` and ``f_star``; modules
+        and the functions of the standard library, NumPy, Numba and SciPy count
+        by name. A checkpointed sweep compares it, so a function whose body was
+        edited under the same name does not resume from the old numbers.
+        """
+        hasher = _CodeHasher()
+        for fn in self.functions:
+            hasher.value(fn)
+        hasher.value((self.dim, self.args, self.noise, self.f_star))
+        return hasher.hexdigest()
 
     def compiled(self, target: str) -> tuple[Any, Any]:
         """``(value, grad)`` compiled for ``target``: "cpu" (``numba.njit``

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import numbers
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
 from .objectives import LinearRegression, Objective, Quadratic, known_f_star
+
+FORMAT = "rmsnum.SweepResult/1"
+_OUTPUTS = ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol")
+_META_KEYS = ("format", "axes", "optimizer", "fixed", "objective", "steps", "training", "provenance")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64 = np.dtype(np.int64)
+_FLOAT64 = np.dtype(np.float64)
+
 
 def _function_path(fn: Any) -> str:
     """``module:qualname`` of the Python function behind ``fn``."""
@@ -55,16 +67,297 @@ def _objective_record(objective: Any) -> tuple[dict[str, np.ndarray], dict]:
             {"kind": "quadratic", "noise": objective.noise, "name": objective.name})
 
 
-def _objective_from_record(arrays: Any, meta: dict) -> Any:
-    """The objective that :func:`_objective_record` described."""
-    if meta.get("kind") == "objective":
-        args = tuple(arrays[f"objective_arg_{k}"] if arg is None else arg for k, arg in enumerate(meta["args"]))
-        return Objective(_import_function(meta["value"], meta["name"]), _import_function(meta["grad"], meta["name"]),
-                         meta["dim"], meta["minimum"], meta["f_star"], args=args, noise=meta["noise"],
-                         name=meta["name"])
-    if meta.get("kind") == "linear_regression":
-        return LinearRegression(arrays["objective_X"], arrays["objective_y"], name=meta["name"])
-    return Quadratic(arrays["objective_A"], arrays["objective_b"], noise=meta["noise"], name=meta["name"])
+class _Invalid(Exception):
+    """Why a file is not a valid result file; :meth:`SweepResult.load` raises it as a
+    ValueError that names the file."""
+
+
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, TypeError, SyntaxError,
+                NotImplementedError, RuntimeError, OverflowError)
+"""What zipfile and numpy.lib.format raise on a damaged archive: a flipped byte can
+give a bad CRC (BadZipFile), an unknown zip version or flag (NotImplementedError),
+an "encrypted" flag (RuntimeError), an unreadable .npy header (ValueError, SyntaxError)
+or dtype (TypeError)."""
+
+
+def _read_archive(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every entry of the ``.npz`` archive at ``path``, each read whole, so that its
+    CRC is checked. Opening the file raises as ``open`` does (a missing file stays
+    FileNotFoundError); anything wrong in its content is an :class:`_Invalid`."""
+    with open(path, "rb") as file:
+        try:
+            entries: dict[str, np.ndarray] = {}
+            with zipfile.ZipFile(file) as archive:
+                for info in archive.infolist():
+                    name = info.filename
+                    if not name.endswith(".npy") or name[:-4] in entries:
+                        raise _Invalid(f"its archive entry {name!r} is not one .npy array of an npz file")
+                    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                        raise _Invalid(f"its archive entry {name!r} has compression method {info.compress_type}, "
+                                       "which NumPy never writes")
+                    with archive.open(info) as member:
+                        entries[name[:-4]] = _read_npy(member, info.file_size, name)
+        except _READ_ERRORS as err:
+            raise _Invalid(f"it is not an intact .npz archive ({type(err).__name__}: {err})") from err
+    return entries
+
+
+def _read_npy(member: Any, size: int, name: str) -> np.ndarray:
+    """The array in the ``.npy`` entry ``member`` of ``size`` bytes, whose header must
+    describe exactly the data that follows it."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise _Invalid(f"its archive entry {name!r} has .npy format version {version}, not 1.0 or 2.0")
+    if dtype.hasobject:
+        raise _Invalid(f"its archive entry {name!r} holds Python objects")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if member.tell() + nbytes != size:
+        raise _Invalid(f"its archive entry {name!r} has {size} bytes, but its header describes "
+                       f"{member.tell() + nbytes}")
+    data = bytearray(nbytes)
+    view = memoryview(data)
+    filled = 0
+    while filled < nbytes:
+        got = member.readinto(view[filled:filled + (1 << 24)])
+        if not got:
+            break
+        filled += got
+    if filled != nbytes or member.read(1):
+        raise _Invalid(f"its archive entry {name!r} does not have the {nbytes} bytes of data its header describes")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _keys(record: dict, expected: Iterable[str], where: str) -> None:
+    """``record`` must have exactly the keys ``expected``."""
+    expected = tuple(expected)
+    missing = [key for key in expected if key not in record]
+    if missing:
+        raise _Invalid(f"{where} lacks {', '.join(map(repr, missing))}")
+    unexpected = sorted(set(record) - set(expected))
+    if unexpected:
+        raise _Invalid(f"{where} has unexpected {', '.join(map(repr, unexpected))}")
+
+
+def _integer(value: Any, where: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _Invalid(f"{where} is {value!r}, not an integer >= {low}")
+    return value
+
+
+def _real(value: Any, where: str, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise _Invalid(f"{where} is {value!r}, not a finite real number{' or null' if optional else ''}")
+
+
+def _typed(value: Any, kinds: tuple, where: str, what: str) -> Any:
+    if not isinstance(value, kinds):
+        raise _Invalid(f"{where} is {value!r}, not {what}")
+    return value
+
+
+def _array(entries: dict[str, np.ndarray], name: str, dtypes: tuple, shape: tuple | None = None) -> np.ndarray:
+    """The entry ``name``, which must exist, have one of ``dtypes`` and, when given, ``shape``."""
+    arr = entries.get(name)
+    if arr is None:
+        raise _Invalid(f"it has no {name!r} array")
+    if arr.dtype not in dtypes:
+        raise _Invalid(f"its {name!r} array has dtype {arr.dtype}, not {' or '.join(str(dt) for dt in dtypes)}")
+    if shape is not None and arr.shape != shape:
+        raise _Invalid(f"its {name!r} array has shape {arr.shape}, not {shape}")
+    return arr
+
+
+def _meta(entries: dict[str, np.ndarray]) -> dict:
+    """The checked JSON ``meta`` entry (its keys and their types)."""
+    raw = entries.get("meta")
+    if raw is None:
+        raise _Invalid("it has no 'meta' entry")
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise _Invalid(f"its 'meta' entry is a {raw.dtype} array of shape {raw.shape}, not a JSON string")
+    try:
+        meta = json.loads(raw.item())
+    except json.JSONDecodeError as err:
+        raise _Invalid(f"its 'meta' entry is not JSON ({err})") from err
+    _typed(meta, (dict,), "its 'meta' entry", "a JSON object")
+    if meta.get("format") != FORMAT:
+        raise _Invalid(f"its meta format is {meta.get('format')!r}: not a saved rmsnum SweepResult ({FORMAT!r})")
+    _keys(meta, _META_KEYS, "its meta")
+    names = _typed(meta["axes"], (list,), "meta['axes']", "a list of axis names")
+    if not names or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise _Invalid(f"meta['axes'] is {names!r}, not a non-empty list of distinct axis names")
+    _typed(meta["optimizer"], (str,), "meta['optimizer']", "an optimizer's name")
+    _typed(meta["fixed"], (dict,), "meta['fixed']", "a dict of hyperparameters")
+    _typed(meta["objective"], (dict,), "meta['objective']", "an objective record")
+    _integer(meta["steps"], "meta['steps']", 0)
+    _typed(meta["training"], (dict, type(None)), "meta['training']", "a training record or null")
+    _typed(meta["provenance"], (dict,), "meta['provenance']", "a dict")
+    return meta
+
+
+def _axes(entries: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    """The grid's axes: ``x0`` a (k, d) float64 batch, ``seed`` uint64, others bool or float64."""
+    axes = {}
+    for k, name in enumerate(names):
+        key = f"axis_{k}"
+        if name == "x0":
+            values = _array(entries, key, (_FLOAT64,))
+        elif name == "seed":
+            values = _array(entries, key, (np.dtype(np.uint64),))
+        else:
+            values = _array(entries, key, (np.dtype(bool), _FLOAT64))
+        if values.ndim != (2 if name == "x0" else 1) or values.shape[0] == 0:
+            raise _Invalid(f"its {key!r} array (axis {name!r}) has shape {values.shape}, not that of a non-empty "
+                           + ("batch of points (k, d)" if name == "x0" else "vector"))
+        if values.dtype == _FLOAT64 and not np.all(np.isfinite(values)):
+            raise _Invalid(f"its {key!r} array (axis {name!r}) is not finite")
+        axes[name] = values
+    return axes
+
+
+def _counts(arr: np.ndarray, name: str, steps: int) -> np.ndarray:
+    """Step numbers, -1 for none: every value in [-1, steps]."""
+    if arr.size and (arr.min() < -1 or arr.max() > steps):
+        raise _Invalid(f"its {name!r} array has values outside [-1, {steps}] (steps {steps})")
+    return arr
+
+
+def _outputs(entries: dict[str, np.ndarray], meta: dict, shape: tuple[int, ...]) -> dict[str, np.ndarray | None]:
+    """The per-configuration arrays, of the dtypes and shapes that :func:`rmsnum.sweep`
+    and :func:`rmsnum.train_sweep` write (training losses are float64, other losses
+    in the dtype of ``final_x``), and the recorded steps and tolerances."""
+    steps = meta["steps"]
+    training = meta["training"] is not None
+    final_x = _array(entries, "final_x", _FLOATS)
+    if final_x.shape[:-1] != shape or final_x.ndim != len(shape) + 1 or final_x.shape[-1] < 1:
+        raise _Invalid(f"its 'final_x' array has shape {final_x.shape}, not the grid's {shape} + (d,)")
+    loss_dt = _FLOAT64 if training else final_x.dtype
+    out: dict[str, np.ndarray | None] = dict.fromkeys(_OUTPUTS)
+    out["final_x"] = final_x
+    out["final_loss"] = _array(entries, "final_loss", (loss_dt,), shape)
+    out["diverged_at"] = _counts(_array(entries, "diverged_at", (_INT64,), shape), "diverged_at", steps)
+    for values, series in (("loss", "loss_steps"), ("steps_to_tol", "tol")):
+        if (values in entries) != (series in entries):
+            raise _Invalid(f"it has {(values if values in entries else series)!r} without "
+                           f"{(series if values in entries else values)!r}")
+    if training and "loss" not in entries:
+        raise _Invalid("it is a training sweep without a 'loss' array")
+    if training and "tol" in entries:
+        raise _Invalid("it is a training sweep with a 'tol' array")
+    if "loss_steps" in entries:
+        recorded = _array(entries, "loss_steps", (_INT64,))
+        if (recorded.ndim != 1 or recorded.size == 0 or recorded[0] < 0 or recorded[-1] > steps
+                or np.any(np.diff(recorded) <= 0)):
+            raise _Invalid(f"its 'loss_steps' array {recorded} is not increasing step numbers in [0, {steps}]")
+        every = int(recorded[1] - recorded[0]) if recorded.size > 1 else steps + 1
+        if not training and not np.array_equal(recorded, np.arange(0, steps + 1, every)):
+            raise _Invalid(f"its 'loss_steps' array {recorded} is not every k-th step of 0..{steps}")
+        out["loss_steps"] = recorded
+        out["loss"] = _array(entries, "loss", (loss_dt,), shape + (recorded.size,))
+    if "tol" in entries:
+        tol = _array(entries, "tol", (_FLOAT64,))
+        if tol.ndim != 1 or tol.size == 0 or not np.all(np.isfinite(tol) & (tol > 0)):
+            raise _Invalid(f"its 'tol' array {tol} is not a vector of finite tolerances > 0")
+        out["tol"] = tol
+        out["steps_to_tol"] = _counts(_array(entries, "steps_to_tol", (_INT64,), shape + (tol.size,)),
+                                      "steps_to_tol", steps)
+    return out
+
+
+def _function_path_of(record: dict, key: str) -> str:
+    path = _typed(record[key], (str,), f"the objective record's {key!r}", "a function's import path")
+    module, colon, qualname = path.partition(":")
+    if not colon or not qualname or not all(part.isidentifier() for part in module.split(".")):
+        raise _Invalid(f"the objective record's {key!r} is {path!r}, not a function's import path module:qualname")
+    return path
+
+
+def _check_record(record: dict, entries: dict[str, np.ndarray], dim: int, dtype: np.dtype) -> list[str]:
+    """Check the objective record ``meta['objective']`` of a sweep whose points have
+    ``dim`` coordinates in ``dtype``; returns the names of the arrays it uses."""
+    kind = record.get("kind")
+    where = "the objective record"
+    if kind == "quadratic":
+        _keys(record, ("kind", "noise", "name"), where)
+        A = _array(entries, "objective_A", (_FLOAT64,))
+        if A.shape not in ((dim,), (dim, dim)):
+            raise _Invalid(f"its 'objective_A' array has shape {A.shape}, not ({dim},) or ({dim}, {dim}) "
+                           f"for points of {dim} coordinates")
+        _array(entries, "objective_b", (_FLOAT64,), (dim,))
+        used = ["objective_A", "objective_b"]
+    elif kind == "linear_regression":
+        _keys(record, ("kind", "name"), where)
+        X = _array(entries, "objective_X", (dtype,))
+        if X.ndim != 2 or X.shape[1] + 1 != dim:
+            raise _Invalid(f"its 'objective_X' array has shape {X.shape}, not (n, {dim - 1}) for {dim} parameters")
+        _array(entries, "objective_y", (dtype,), (X.shape[0],))
+        used = ["objective_X", "objective_y"]
+    elif kind == "objective":
+        _keys(record, ("kind", "name", "dim", "noise", "f_star", "minimum", "value", "grad", "args"), where)
+        if _integer(record["dim"], f"{where}'s 'dim'", 1) != dim:
+            raise _Invalid(f"{where}'s 'dim' is {record['dim']}, but 'final_x' has points of {dim} coordinates")
+        _real(record["noise"], f"{where}'s 'noise'")
+        _real(record["f_star"], f"{where}'s 'f_star'", optional=True)
+        _typed(record["minimum"], (list, type(None)), f"{where}'s 'minimum'", "a list of numbers or null")
+        for key in ("value", "grad"):
+            _function_path_of(record, key)
+        used = []
+        for k, arg in enumerate(_typed(record["args"], (list,), f"{where}'s 'args'", "a list")):
+            if arg is None:
+                arr = entries.get(f"objective_arg_{k}")
+                if arr is None or arr.dtype.kind not in "iuf":
+                    raise _Invalid(f"it has no numeric 'objective_arg_{k}' array for the objective's args[{k}]")
+                used.append(f"objective_arg_{k}")
+            else:
+                _real(arg, f"{where}'s args[{k}]")
+    else:
+        raise _Invalid(f"{where} has kind {kind!r}, not 'quadratic', 'linear_regression' or 'objective'")
+    _typed(record["name"], (str,), f"{where}'s 'name'", "a str")
+    return used
+
+
+def _check_training(training: dict, meta: dict, loss_steps: np.ndarray, n: int) -> None:
+    """A training sweep's record must fit its ``loss_steps`` and its ``n`` examples."""
+    where = "meta['training']"
+    _keys(training, ("batch_size", "epochs", "record_every", "init", "record_examples"), where)
+    batch_size = _integer(training["batch_size"], f"{where}['batch_size']", 1)
+    epochs = _integer(training["epochs"], f"{where}['epochs']", 1)
+    _integer(training["record_every"], f"{where}['record_every']", 1)
+    init = _typed(training["init"], (str, list), f"{where}['init']", "an init name or a list of numbers")
+    for k, value in enumerate(init if isinstance(init, list) else []):
+        _real(value, f"{where}['init'][{k}]")
+    if meta["steps"] != epochs * -(-n // batch_size):
+        raise _Invalid(f"meta['steps'] is {meta['steps']}, not the {epochs * -(-n // batch_size)} updates of "
+                       f"{epochs} epochs of {n} examples in batches of {batch_size}")
+    examples = _typed(training["record_examples"], (list,), f"{where}['record_examples']", "a list")
+    if (len(examples) != loss_steps.size or not all(isinstance(e, int) and not isinstance(e, bool) for e in examples)
+            or np.any(np.diff(examples) <= 0)):
+        raise _Invalid(f"{where}['record_examples'] is not {loss_steps.size} increasing example counts, "
+                       "one per recorded step")
+
+
+def _objective_from_record(entries: dict[str, np.ndarray], record: dict) -> Any:
+    """The objective that a checked record of :func:`_objective_record` describes; the
+    ValueError of a user function that cannot be imported here is raised as it is."""
+    kind = record["kind"]
+    if kind == "objective":
+        value = _import_function(record["value"], record["name"])
+        grad = _import_function(record["grad"], record["name"])
+        args = tuple(entries[f"objective_arg_{k}"] if arg is None else arg for k, arg in enumerate(record["args"]))
+    try:
+        if kind == "objective":
+            return Objective(value, grad, record["dim"], record["minimum"], record["f_star"], args=args,
+                             noise=record["noise"], name=record["name"])
+        if kind == "linear_regression":
+            return LinearRegression(entries["objective_X"], entries["objective_y"], name=record["name"])
+        return Quadratic(entries["objective_A"], entries["objective_b"], noise=record["noise"], name=record["name"])
+    except (TypeError, ValueError) as err:
+        raise _Invalid(f"its {kind} objective {record['name']!r} cannot be rebuilt: {err}") from err
 
 
 @dataclass(eq=False)
@@ -174,7 +467,7 @@ class SweepResult:
         objective_arrays, objective_meta = _objective_record(self.objective)
         arrays.update(objective_arrays)
         meta = {
-            "format": "rmsnum.SweepResult/1",
+            "format": FORMAT,
             "axes": list(self.axes),
             "optimizer": self.optimizer,
             "fixed": self.fixed,
@@ -189,29 +482,64 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike, objective: Any = None) -> "SweepResult":
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save`, checking all of it.
 
         A sweep on a user's :class:`~rmsnum.Objective` is saved with the import
         paths (``module:qualname``) of its functions and rebuilt from them; when
         they cannot be imported (say, they were defined in a notebook), give
         the objective again as ``objective``.
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no file at ``path``.
+        ValueError
+            ``"<path> is not a valid rmsnum result file: <reason>"`` for a file
+            that is damaged (truncated, a changed byte), foreign or inconsistent
+            (an array missing or of the wrong dtype or shape for the grid, the
+            objective or the recorded steps, the metadata incomplete); when the
+            objective's functions cannot be imported; when ``objective`` does
+            not have the saved sweep's dimension.
+        TypeError
+            When ``objective`` is given for a sweep not saved on an Objective,
+            or is not an Objective.
         """
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("format") != "rmsnum.SweepResult/1":
-                raise ValueError(f"{path} is not a saved rmsnum SweepResult")
-            get = {name: (data[name] if name in data else None)
-                   for name in ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol")}
-            axes = {name: data[f"axis_{k}"] for k, name in enumerate(meta["axes"])}
+        try:
+            entries = _read_archive(path)
+            meta = _meta(entries)
+            axes = _axes(entries, meta["axes"])
+            shape = tuple(len(values) for values in axes.values())
+            outputs = _outputs(entries, meta, shape)
+            final_x = outputs["final_x"]
+            dim = final_x.shape[-1]
+            if "x0" in axes and axes["x0"].shape[1] != dim:
+                raise _Invalid(f"its 'x0' axis has points of shape {axes['x0'].shape[1:]}, but 'final_x' points "
+                               f"of ({dim},)")
+            if meta["provenance"].get("dtype", final_x.dtype.name) != final_x.dtype.name:
+                raise _Invalid(f"its provenance dtype is {meta['provenance']['dtype']!r}, but 'final_x' is "
+                               f"{final_x.dtype}")
+            record = meta["objective"]
+            used = _check_record(record, entries, dim, final_x.dtype)
+            if (record["kind"] == "linear_regression") != (meta["training"] is not None):
+                raise _Invalid("its training record and its objective do not match: a training sweep runs on a "
+                               "linear regression, a sweep on a quadratic or an Objective")
+            if meta["training"] is not None:
+                _check_training(meta["training"], meta, outputs["loss_steps"], entries["objective_X"].shape[0])
+            known = {"meta", *(f"axis_{k}" for k in range(len(axes))), *(k for k, arr in outputs.items()
+                                                                        if arr is not None), *used}
+            unexpected = sorted(set(entries) - known)
+            if unexpected:
+                raise _Invalid(f"it has unexpected entries {unexpected}")
             if objective is None:
-                objective = _objective_from_record(data, meta["objective"])
-            elif meta["objective"].get("kind") != "objective" or not isinstance(objective, Objective):
+                objective = _objective_from_record(entries, record)
+            elif record["kind"] != "objective" or not isinstance(objective, Objective):
                 raise TypeError("objective= is for a sweep saved on an Objective, and must be one")
-            elif objective.dim != meta["objective"]["dim"]:
-                raise ValueError(f"objective must have dimension {meta['objective']['dim']} as the saved sweep's, "
-                                 f"got {objective.dim}")
+            elif objective.dim != dim:
+                raise ValueError(f"objective must have dimension {dim} as the saved sweep's, got {objective.dim}")
+        except _Invalid as err:
+            raise ValueError(f"{path} is not a valid rmsnum result file: {err}") from err.__cause__
         return cls(axes=axes, optimizer=meta["optimizer"], fixed=meta["fixed"], objective=objective,
-                   steps=meta["steps"], training=meta.get("training"), provenance=meta["provenance"], **get)
+                   steps=meta["steps"], training=meta["training"], provenance=meta["provenance"], **outputs)
 
     def to_xarray(self):
         """The result as an ``xarray.Dataset`` (needs ``pip install "rmsnum[xarray]"``).
