@@ -23,9 +23,14 @@ _LAZY = ("classics", "classification", "kernels", "plot", "report", "studies")  
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``rn.plot``, ``rn.studies``, ``rn.classics``, ``rn.classification``, ``rn.kernels`` and ``rn.report`` on first use."""
+    """Import ``rn.plot``, ``rn.studies``, ``rn.classics``, ``rn.classification``, ``rn.kernels`` and ``rn.report``
+    on first use; ``rn.local_cluster`` too (it imports Dask only when called)."""
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
+    if name == "local_cluster":
+        from .dask_executor import local_cluster
+
+        return local_cluster
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -48,6 +53,7 @@ __all__ = [
     "classification",
     "data",
     "kernels",
+    "local_cluster",
     "plot",
     "quadratic_2d",
     "report",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import time
@@ -160,6 +161,8 @@ def _name_and_rest(token: str, what: str, form: str) -> tuple[str, str]:
 
 
 GRID_FORM = "name=start:stop:num[:log] or name=v1,v2,..."
+MAX_STEPS = 2**63 - 1
+"""The most steps a sweep's kernels count (int64)."""
 
 
 def parse_grid(token: str) -> tuple[str, np.ndarray | list]:
@@ -190,13 +193,15 @@ def parse_grid(token: str) -> tuple[str, np.ndarray | list]:
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise argparse.ArgumentTypeError(
                 f"bad grid entry {token!r}: the number of values must be an integer >= 1, got {parts[2]!r}")
-        if log:
-            if start <= 0 or stop <= 0:
-                raise argparse.ArgumentTypeError(
-                    f"bad grid entry {token!r}: a log-spaced range needs start and stop > 0 "
-                    "(give them as values, e.g. lr=1e-3:1:300:log)")
-            return name, np.geomspace(start, stop, num)
-        return name, np.linspace(start, stop, num)
+        if log and (start <= 0 or stop <= 0):
+            raise argparse.ArgumentTypeError(
+                f"bad grid entry {token!r}: a log-spaced range needs start and stop > 0 "
+                "(give them as values, e.g. lr=1e-3:1:300:log)")
+        try:
+            return name, (np.geomspace if log else np.linspace)(start, stop, num)
+        except MemoryError as err:
+            raise argparse.ArgumentTypeError(f"bad grid entry {token!r}: {num} values do not fit in memory ({err})") \
+                from None
     items = [item for item in spec.split(",")]
     if any(not item.strip() for item in items):
         raise argparse.ArgumentTypeError(f"bad grid entry {token!r}: empty value in the list")
@@ -259,6 +264,56 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.6g}"
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def path_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` cannot be written as a ``kind`` (``"file"`` or ``"directory"``,
+    made with its parents when missing), or None when it can.
+
+    Nothing is created: the path itself, when it exists, must be of that kind
+    and writable, else its nearest existing ancestor must be a directory that
+    this process may create entries in.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path_problem(folder / "new" / "study.npz", "file") is None
+    True
+    >>> path_problem(folder, "file")
+    'it is a directory'
+    >>> (folder / "notes.txt").write_text("x")
+    1
+    >>> path_problem(folder / "notes.txt" / "study.npz", "file").endswith("notes.txt is not a directory")
+    True
+    """
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            return "it is a directory"
+        if kind == "directory" and not path.is_dir():
+            return "it is an existing file, not a directory"
+        mode = os.W_OK if kind == "file" else os.W_OK | os.X_OK
+        return None if os.access(path, mode) else "permission denied"
+    ancestor = _nearest_existing(path)
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"permission denied in {ancestor}"
+    return None
+
+
+def _check_paths(parser: argparse.ArgumentParser, paths: Sequence[tuple[str, Path | None, str]]) -> None:
+    """``parser.error`` for the first (option, path, kind) that cannot be written."""
+    for option, path, kind in paths:
+        problem = None if path is None else path_problem(path, kind)
+        if problem is not None:
+            parser.error(f"argument {option}: cannot write {str(path)!r}: {problem}")
+
+
 class SweepArgumentError(ValueError):
     """A sweep refused its arguments (raised before any work); main() reports it as a usage error."""
 
@@ -290,7 +345,7 @@ def run_sweep(args: argparse.Namespace, say: Callable[[str], Any] = print) -> An
     try:
         res = sweep(args.optimizer, objective, x0=args.x0, steps=args.steps, grid=grid, fixed=dict(args.fixed),
                     checkpoint=args.checkpoint, dtype=args.dtype, progress=True)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, MemoryError) as err:  # the library refuses these before any work
         raise SweepArgumentError(str(err)) from err
     elapsed = time.perf_counter() - start
 
@@ -390,8 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             p_sweep.error(f"argument --grid: axis {repeated[0]!r} given more than once")
-        if args.steps < 1:
-            p_sweep.error(f"argument --steps: must be >= 1, got {args.steps}")
+        if not 1 <= args.steps <= MAX_STEPS:
+            p_sweep.error(f"argument --steps: must be between 1 and {MAX_STEPS}, got {args.steps}")
+        png = (args.png if args.png is not None else args.out.with_suffix(".png")) if len(args.grid) == 2 else None
+        _check_paths(p_sweep, [("--out", args.out, "file"), ("--png" if args.png else "--out", png, "file"),
+                               ("--checkpoint", args.checkpoint, "directory")])
         try:
             run_sweep(args)
         except SweepArgumentError as err:
@@ -401,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         from .report import write_report
 
+        _check_paths(p_report, [("--out", args.out, "directory")])
         print("rmsnum report: the RMSProp chapter's exercises as studies")
         try:
             path = write_report(args.out, args.format, data=args.data, fashion_mnist=args.fashion_mnist)
@@ -410,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"done in {time.perf_counter() - start:.2f} s")
         return 0
 
+    _check_paths(p_demo, [("--out", args.out, "directory")])
     try:
         lines = demo(args.out, args.data, args.download)
     except (FileNotFoundError, ValueError) as err:

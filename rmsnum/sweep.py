@@ -629,8 +629,16 @@ def sweep(
         with the next chunk packed while the previous one runs
         (``pip install "rmsnum[cuda]"``); results agree with ``"cpu"`` within a
         few ulp per step (fused multiply-adds). ``"dask"`` runs chunks on a
-        local cluster of worker processes; a Client runs them on its cluster
-        (``pip install "rmsnum[dask]"``).
+        temporary local cluster of worker processes (one per core; it prints
+        its dashboard link); a Client runs them on its cluster, e.g. one from
+        :func:`rmsnum.local_cluster` that many sweeps share
+        (``pip install "rmsnum[dask]"``); results equal ``"cpu"`` bit for bit.
+        Worker processes re-import the main script, so a script must call a
+        Dask sweep under ``if __name__ == "__main__":``, else
+        :class:`~rmsnum.dask_executor.MainGuardError` before any cluster
+        starts. A cluster that loses its workers raises
+        :class:`~rmsnum.dask_executor.ClusterLostError` (chunks finished
+        before stay in the checkpoint).
     chunk_size : int, optional
         Configurations per chunk; by default up to 262144 (2097152 on the
         GPU), fewer when the recorded loss curves of a chunk would pass 256 MiB.

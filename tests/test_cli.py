@@ -1,8 +1,10 @@
 """The rmsnum command."""
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -229,7 +231,8 @@ def test_bad_grid_tokens_are_usage_errors(token, message, tmp_path, capsys):
     (["--grid", "foo=1,2"], "grid has unknown hyperparameter 'foo'"),
     (["--fixed", "alpha=0.9"], "fixed has unknown hyperparameter 'alpha'"),
     (["--x0", "1,2,3"], "x0 must have shape (2,)"),
-    (["--steps", "0"], "argument --steps: must be >= 1"),
+    (["--steps", "0"], "argument --steps: must be between 1 and 9223372036854775807, got 0"),
+    (["--steps", str(2**63)], f"argument --steps: must be between 1 and 9223372036854775807, got {2**63}"),
     (["--objective", "rosenbrock"], "argument --objective: invalid choice"),
 ])
 def test_bad_arguments_are_usage_errors(extra, message, tmp_path, capsys):
@@ -245,3 +248,92 @@ def test_sweep_through_the_console_entry_point(tmp_path):
                              "--out", str(tmp_path / "r.npz")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "unknown optimizer 'Nope'" in result.stderr
+
+
+# --------------------------------------------------------------------------- paths and sizes, before any work
+
+
+@pytest.fixture
+def no_sweep(monkeypatch):
+    """Any sweep run fails the test: the errors below must come before any work."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sweep ran")
+    monkeypatch.setattr(rn, "sweep", refuse)
+
+
+TWO_AXES = ["sweep", "--steps", "5", "--grid", "lr=0.1,0.4", "--grid", "gamma=0.9,0.99"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--out", "{file}/r.npz"], "argument --out: cannot write '{file}/r.npz': {file} is not a directory"),
+    (["--out", "{dir}"], "argument --out: cannot write '{dir}': it is a directory"),
+    (["--out", "{tmp}/r.npz"], "argument --out: cannot write '{tmp}/r.png': it is a directory"),  # the heatmap
+    (["--out", "{tmp}/s.npz", "--png", "{file}/map.png"],
+     "argument --png: cannot write '{file}/map.png': {file} is not a directory"),
+    (["--out", "{tmp}/s.npz", "--checkpoint", "{file}"],
+     "argument --checkpoint: cannot write '{file}': it is an existing file, not a directory"),
+    (["--out", "{tmp}/s.npz", "--checkpoint", "{file}/ck"],
+     "argument --checkpoint: cannot write '{file}/ck': {file} is not a directory"),
+])
+def test_paths_that_cannot_be_written_are_usage_errors_before_the_sweep(tmp_path, capsys, no_sweep, extra, message):
+    names = {"file": tmp_path / "notes.txt", "dir": tmp_path / "folder", "tmp": tmp_path}
+    names["file"].write_text("not a folder")
+    names["dir"].mkdir()
+    (tmp_path / "r.png").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        cli.main(TWO_AXES + [arg.format(**names) for arg in extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message.format(**names) in err and "Traceback" not in err
+
+
+def test_a_folder_without_write_permission_is_a_usage_error(tmp_path, capsys, no_sweep, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(TWO_AXES + ["--out", str(locked / "new" / "r.npz")])
+    assert exc.value.code == 2
+    assert f"argument --out: cannot write '{locked / 'new' / 'r.npz'}': permission denied in {locked}" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a user whom permissions bind (not root)")
+def test_a_read_only_folder_is_a_usage_error(tmp_path, capsys, no_sweep):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(TWO_AXES + ["--checkpoint", str(locked / "ck"), "--out", str(tmp_path / "r.npz")])
+    assert exc.value.code == 2
+    assert "argument --checkpoint: cannot write" in capsys.readouterr().err
+
+
+def test_a_sweep_too_large_for_memory_is_a_usage_error(tmp_path, capsys):
+    """10**12 configurations: the library refuses them (MemoryError) before any work."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--grid", "lr=1e-3:1:1000000:log", "--grid", "gamma=0.5:0.9:1000000",
+                  "--out", str(tmp_path / "r.npz")])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert "= 1000000000000 configurations" in captured.out
+    assert "rmsnum sweep: error: this sweep's results need" in captured.err and "Traceback" not in captured.err
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_axis_too_large_for_memory_is_a_bad_grid_entry(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--grid", "lr=1e-3:1:1000000000000:log", "--out", str(tmp_path / "r.npz")])
+    assert exc.value.code == 2
+    assert "argument --grid: bad grid entry 'lr=1e-3:1:1000000000000:log': 1000000000000 values do not fit in memory" \
+        in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "report"])
+def test_an_output_folder_that_is_a_file_is_a_usage_error(tmp_path, capsys, command):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a folder")
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--out", str(path)])
+    assert exc.value.code == 2
+    assert f"argument --out: cannot write '{path}': it is an existing file, not a directory" in capsys.readouterr().err
