@@ -6,13 +6,14 @@ them into the tuple of coefficients that the scalar rule in
 compiled kernel of :mod:`rmsnum.backends.cpu`.
 
 Adding a rule means writing its scalar function in :mod:`rmsnum.rules` and a
-small subclass here that names the rule, its state slots, its coefficients and
-its bias-correction decays.
+small subclass here that names the rule, the bounds of its hyperparameters, its
+state slots, its coefficients and its bias-correction decays.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -23,6 +24,12 @@ from . import rules
 from ._neutral import ONE, ZERO, Neutral
 
 SLOTS = ("s", "m", "g_avg")
+
+# Bounds of the real hyperparameters: keyword arguments of rmsnum._validation.real.
+_POSITIVE = dict(low=0.0, low_open=True)
+_NON_NEGATIVE = dict(low=0.0)
+_UNIT = dict(low=0.0, high=1.0)
+_BELOW_ONE = dict(low=0.0, high=1.0, high_open=True)
 
 
 @dataclass(eq=False)
@@ -65,9 +72,19 @@ class OptimizerState:
 
 @dataclass(frozen=True)
 class Optimizer:
-    """Base class: subclasses define ``rule``, ``slots``, ``_coefficients`` and ``_decays``."""
+    """Base class: subclasses define ``rule``, ``slots``, ``_bounds``, ``_coefficients`` and ``_decays``."""
 
     rule: ClassVar[Callable]
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Each real hyperparameter -> its bounds, as keyword arguments of :func:`rmsnum._validation.real`."""
+
+    def __post_init__(self) -> None:
+        for name, bounds in self._bounds.items():
+            object.__setattr__(self, name, v.real(self._argument(name), getattr(self, name), **bounds))
+
+    def _argument(self, name: str) -> str:
+        """The name under which the user gave the field ``name`` (a preset may spell it otherwise)."""
+        return name
 
     @property
     def name(self) -> str:
@@ -112,6 +129,22 @@ class Optimizer:
         """The constructor arguments as a dict."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    def check_dtype(self, dtype: Any) -> None:
+        """Raise ``ValueError`` unless every real hyperparameter survives rounding to
+        ``dtype``: a non-zero value that rounds to 0 (``lr=1e-50`` in float32 would
+        never move x) or a finite one that overflows is refused, under the name the
+        user gave it (``learning_rate`` for :meth:`RMSProp.keras`).
+
+        :meth:`step` checks against the dtype of x, :func:`rmsnum.simulate` and
+        :func:`rmsnum.train` against their working dtype.
+
+        >>> RMSProp.keras(learning_rate=1e-50).check_dtype(np.float32)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: learning_rate=1e-50 rounds to 0 in float32 (the smallest positive float32 is 1.4013e-45); ...
+        """
+        _check_dtype(self, v.float_dtype("dtype", dtype))
+
     def init(self, x: Any) -> OptimizerState:
         """A fresh state for parameters shaped like ``x``.
 
@@ -121,6 +154,12 @@ class Optimizer:
             C-contiguous float32 or float64 array; only its shape and dtype are
             used. For a device array (Numba, CuPy, PyTorch: anything with
             ``__cuda_array_interface__``) the state lives on the device too.
+
+        Raises
+        ------
+        ValueError
+            When a hyperparameter rounds to 0 or overflows in x's dtype (see
+            :meth:`check_dtype`), e.g. ``initial_s=1e39`` in float32.
 
         Examples
         --------
@@ -144,6 +183,7 @@ class Optimizer:
         return self._new_state(shape, dt, lambda shape, value, dtype: np.full(shape, value, dtype=dtype))
 
     def _new_state(self, shape: tuple[int, ...], dt: np.dtype, full: Callable) -> OptimizerState:
+        _check_dtype(self, dt)  # an initial value must not overflow
         arrays = {slot: (full(shape, self._initial(slot), dt) if slot in self.slots else None) for slot in SLOTS}
         zero = dt.type(0.0)
         return OptimizerState(t=0, d1=zero, d2=zero, rule=self.name, **arrays)
@@ -201,7 +241,10 @@ class Optimizer:
         Raises
         ------
         TypeError, ValueError
-            Before anything is modified, when the arrays or the state do not fit.
+            Before anything is modified, when the arrays or the state do not fit:
+            among others when two of x, g and the state's slots overlap in
+            memory (only ``g`` may be ``x`` itself), or when a hyperparameter
+            rounds to 0 or overflows in x's dtype (see :meth:`check_dtype`).
 
         Examples
         --------
@@ -240,11 +283,9 @@ class Optimizer:
         if not x.flags.writeable:
             raise ValueError("x must be writeable (it is updated in place)")
         self.check_state(state, x.shape, x.dtype)
-        for slot in state.slots:
-            arr = getattr(state, slot)
-            for other_name, other in (("x", x), ("g", g)):
-                if np.may_share_memory(arr, other):
-                    raise ValueError(f"state.{slot} shares memory with {other_name}")
+        _check_aliasing(x, g, {slot: getattr(state, slot) for slot in state.slots}, np.may_share_memory,
+                        lambda a, b: np.lib.array_utils.byte_bounds(a) == np.lib.array_utils.byte_bounds(b))
+        _check_dtype(self, x.dtype)
 
     def _check_step_device(self, x: Any, g: Any, state: Any) -> tuple:
         """The checks of :meth:`_check_step` for device arrays; returns Numba
@@ -260,16 +301,46 @@ class Optimizer:
         self.check_state(state, x.shape, x.dtype, device=True)
         slots = tuple(None if getattr(state, n) is None else cuda.view(f"state.{n}", getattr(state, n))
                       for n in SLOTS)
-        for name, arr in zip(SLOTS, slots):
-            for other_name, other in (("x", x), ("g", g)):
-                if arr is not None and cuda.share_memory(arr, other):
-                    raise ValueError(f"state.{name} shares memory with {other_name}")
+        _check_aliasing(x, g, {n: arr for n, arr in zip(SLOTS, slots) if arr is not None}, cuda.share_memory,
+                        lambda a, b: cuda._extent(a) == cuda._extent(b))
+        _check_dtype(self, x.dtype)
         return x, g, slots
 
     def _next_debias(self, state: OptimizerState) -> tuple:
         dt = np.dtype(type(state.d1))
         b1, omb1, b2, omb2 = self.decays(dt) or (dt.type(0), dt.type(1), dt.type(0), dt.type(1))
         return rules.debias(state.d1, b1, omb1), rules.debias(state.d2, b2, omb2)
+
+
+def _check_aliasing(x: Any, g: Any, slots: dict[str, Any], overlap: Callable, same: Callable) -> None:
+    """Raise ``ValueError`` when x, g and the state's ``slots`` (name -> array) overlap in memory.
+
+    The kernels read each element's inputs before they write it, so ``g`` may be
+    ``x`` itself (``same``: the same bytes; both have one shape and dtype and are
+    C-contiguous); any other overlap (``overlap``), a shifted view or a slot
+    shared by two names, would read values already updated, or race in parallel.
+    """
+    arrays = [x, g, *slots.values()]
+    for k in range(1, len(arrays)):
+        for j in range(k):
+            if not overlap(arrays[k], arrays[j]) or k == 1 and same(g, x):
+                continue
+            if k == 1:
+                raise ValueError("g shares memory with x without being x itself (the same start, shape and "
+                                 "strides); pass a separate array, e.g. g.copy()")
+            names = ["x", "g", *(f"state.{name}" for name in slots)]
+            raise ValueError(f"{names[k]} shares memory with {names[j]}; each state slot needs an array of its "
+                             "own, apart from x and g (make the state with init)")
+
+
+@functools.lru_cache(maxsize=256)
+def _check_dtype(opt: Optimizer, dt: np.dtype) -> None:
+    """:meth:`Optimizer.check_dtype`, remembered for the optimizers and dtypes that passed
+    (equal optimizers hold equal numbers, so one that passed stands for all)."""
+    for f in dataclasses.fields(opt):
+        value = getattr(opt, f.name)
+        if isinstance(value, float):
+            v.representable(opt._argument(f.name), value, dt)
 
 
 def _on(value: Any) -> bool:
@@ -334,6 +405,10 @@ class RMSProp(Optimizer):
         Weight decay, >= 0.
     decoupled_weight_decay : bool, default False
         ``x -= lr * weight_decay * x`` (Keras) instead of ``g += weight_decay * x``.
+    preset : str, optional
+        Set by the preset constructors (``"d2l"``, ``"torch"``, ``"keras"``,
+        ``"tf1"``, ``"optax"``, ``"mxnet"``): a label, not compared, under whose
+        argument names errors report the hyperparameters.
 
     Examples
     --------
@@ -362,22 +437,36 @@ class RMSProp(Optimizer):
     decoupled_weight_decay: bool = False
     preset: str | None = field(default=None, compare=False)
 
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(
+        lr=_POSITIVE, gamma=_UNIT, eps=_POSITIVE, initial_s=_NON_NEGATIVE, momentum=_BELOW_ONE,
+        weight_decay=_NON_NEGATIVE)
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
+        "d2l": {},
+        "torch": {"gamma": "alpha"},
+        "keras": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon"},
+        "tf1": {"lr": "learning_rate", "gamma": "decay", "eps": "epsilon"},
+        "optax": {"lr": "learning_rate", "gamma": "decay", "initial_s": "initial_scale"},
+        "mxnet": {"lr": "learning_rate", "gamma": "gamma1", "eps": "epsilon", "momentum": "gamma2",
+                  "weight_decay": "wd"},
+    }
+    """Each preset -> the fields its arguments name otherwise (field -> argument)."""
+
     def __post_init__(self) -> None:
-        checks = {
-            "lr": dict(low=0.0, low_open=True),
-            "gamma": dict(low=0.0, high=1.0),
-            "eps": dict(low=0.0, low_open=True),
-            "initial_s": dict(low=0.0),
-            "momentum": dict(low=0.0, high=1.0, high_open=True),
-            "weight_decay": dict(low=0.0),
-        }
-        for name, bounds in checks.items():
-            object.__setattr__(self, name, v.real(name, getattr(self, name), **bounds))
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise TypeError(f"preset must be None or a str, got {self.preset!r} of type {type(self.preset).__name__}")
+        if self.preset is not None and self.preset not in self._preset_arguments:
+            raise ValueError(f"preset must be None or one of {', '.join(map(repr, self._preset_arguments))}, "
+                             f"got {self.preset!r}")
+        super().__post_init__()
         for name in ("eps_in_sqrt", "centered", "lr_in_momentum", "nesterov", "bias_correction",
                      "decoupled_weight_decay"):
-            object.__setattr__(self, name, v.boolean(name, getattr(self, name)))
+            object.__setattr__(self, name, v.boolean(self._argument(name), getattr(self, name)))
         if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov=True needs momentum in (0, 1), got momentum=0")
+            momentum = self._argument("momentum")
+            raise ValueError(f"nesterov=True needs {momentum} in (0, 1), got {momentum}=0")
+
+    def _argument(self, name: str) -> str:
+        return self._preset_arguments.get(self.preset, {}).get(name, name)
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -486,6 +575,7 @@ class RMSProp(Optimizer):
         >>> RMSProp.mxnet(centered=True).momentum
         0.9
         """
+        gamma2 = v.real("gamma2", gamma2, **_BELOW_ONE)  # checked even when not centered, where it is unused
         return cls(learning_rate, gamma1, epsilon, centered=centered, momentum=gamma2 if centered else 0.0,
                    lr_in_momentum=True, weight_decay=wd, preset="mxnet")
 
@@ -500,10 +590,8 @@ class SGD(Optimizer):
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.sgd)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE)
     lr: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -522,12 +610,9 @@ class Momentum(Optimizer):
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.momentum)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE)
     lr: float
     beta: float = 0.9
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
-        object.__setattr__(self, "beta", v.real("beta", self.beta, low=0.0, high=1.0, high_open=True))
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -546,12 +631,9 @@ class Adagrad(Optimizer):
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.adagrad)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, eps=_POSITIVE)
     lr: float
     eps: float = 1e-6
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
-        object.__setattr__(self, "eps", v.real("eps", self.eps, low=0.0, low_open=True))
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -570,16 +652,12 @@ class Adam(Optimizer):
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.adam)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta1=_BELOW_ONE, beta2=_BELOW_ONE,
+                                                        eps=_POSITIVE)
     lr: float
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", v.real("lr", self.lr, low=0.0, low_open=True))
-        object.__setattr__(self, "beta1", v.real("beta1", self.beta1, low=0.0, high=1.0, high_open=True))
-        object.__setattr__(self, "beta2", v.real("beta2", self.beta2, low=0.0, high=1.0, high_open=True))
-        object.__setattr__(self, "eps", v.real("eps", self.eps, low=0.0, low_open=True))
 
     @property
     def slots(self) -> tuple[str, ...]:

@@ -124,10 +124,10 @@ def _schedule_values(opt: Optimizer, schedule: dict, steps: int) -> dict[str, np
     return values
 
 
-def _per_step_optimizers(opt: Optimizer, values: dict[str, np.ndarray]) -> list[Optimizer]:
+def _per_step_optimizers(opt: Optimizer, values: dict[str, np.ndarray], dt: np.dtype) -> list[Optimizer]:
     """The optimizer of each update: ``dataclasses.replace(opt, **values at t)``, checked
-    by the optimizer itself; its state slots, initial state and bias-correction
-    decays may not change (the state is made once, by ``opt``)."""
+    by the optimizer itself and against the working dtype ``dt``; its state slots,
+    initial state and bias-correction decays may not change (the state is made once, by ``opt``)."""
     names = list(values)
     label = ", ".join(f"schedule[{name!r}]" for name in names)
     slots = opt.slots
@@ -138,6 +138,7 @@ def _per_step_optimizers(opt: Optimizer, values: dict[str, np.ndarray]) -> list[
         if key not in made:
             try:
                 new = dataclasses.replace(opt, **dict(zip(names, key)))
+                new.check_dtype(dt)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"{label} at step {t}: {err}") from err
             if new.slots != slots:
@@ -172,7 +173,9 @@ def simulate(
     ``"cuda"`` on the GPU, where it agrees with the CPU within a few ulp per
     step); the ``"reference"`` backend runs the NumPy oracle step by step instead.
     A run whose iterate or loss stops being finite stops there and is
-    reported through ``diverged_at``; it never raises.
+    reported through ``diverged_at``; it never raises. The CPU kernel of one
+    trajectory is serial, so threads may call simulate at once under any of
+    Numba's threading layers.
 
     Parameters
     ----------
@@ -184,11 +187,12 @@ def simulate(
     x0 : array_like of shape (d,)
         Finite starting point.
     steps : int
-        Number of updates, >= 0.
+        Number of updates, >= 0 (and few enough for the trajectory to fit in one array).
     seed : int, optional
         Seed of the gradient noise (only used when ``objective.noise > 0``; 0 if None).
     dtype : float32 or float64
-        Working precision of the whole run.
+        Working precision of the whole run. A hyperparameter that rounds to 0 or
+        overflows in it is a ``ValueError`` (see :meth:`Optimizer.check_dtype`).
     backend : {"cpu", "cuda", "reference"}
         ``"cuda"`` needs ``pip install "rmsnum[cuda]"`` and a GPU.
     schedule : dict, optional
@@ -239,6 +243,11 @@ def simulate(
     steps = v.integer("steps", steps)
     seed_value = v.seed("seed", seed)
     dt = v.float_dtype("dtype", dtype)
+    most = np.iinfo(np.intp).max // (objective.dim * dt.itemsize) - 1
+    if steps > most:
+        raise ValueError(f"steps must be at most {most} here, got {steps}: the trajectory of (steps + 1) x "
+                         f"{objective.dim} {dt.name} values must fit in one array")
+    opt.check_dtype(dt)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if schedule is not None and not isinstance(schedule, dict):
@@ -247,7 +256,7 @@ def simulate(
     if schedule and backend == "cuda":
         raise ValueError('schedule runs on backend="cpu" and "reference", not "cuda"')
     values = _schedule_values(opt, schedule, steps) if schedule else None
-    per_step = _per_step_optimizers(opt, values) if values else None
+    per_step = _per_step_optimizers(opt, values, dt) if values else None
     start = _start(x0, objective.dim, dt)
     if backend == "cuda":
         from .backends import cuda

@@ -297,6 +297,7 @@ def train(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     dt = problem.dtype
+    opt.check_dtype(dt)
     initial = _initial(spec, seed_value, problem)
     order = minibatch_order(problem.n, schedule.epochs, seed_value)
     state = opt.init_like((problem.dim,), dt)

@@ -1,6 +1,7 @@
 """Construction, validation, presets and the guarded in-place step."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -76,9 +77,84 @@ def test_preset_defaults(preset, kwargs, expected):
         assert getattr(opt, name) == value, name
 
 
-def test_preset_arguments_are_validated_under_the_core_names():
-    with pytest.raises(ValueError, match="gamma"):
-        rn.RMSProp.torch(alpha=1.5)
+# Every renamed argument of every preset, out of range: (preset, kwargs, error, the name the user wrote,
+# the internal field that the message must not name).
+BAD_PRESET_ARGUMENTS = [
+    (rn.RMSProp.d2l, dict(gamma=1.5), ValueError, "gamma", None),
+    (rn.RMSProp.torch, dict(alpha=1.5), ValueError, "alpha", "gamma"),
+    (rn.RMSProp.torch, dict(alpha="0.9"), TypeError, "alpha", "gamma"),
+    (rn.RMSProp.keras, dict(learning_rate=0), ValueError, "learning_rate", "lr"),
+    (rn.RMSProp.keras, dict(rho=-0.1), ValueError, "rho", "gamma"),
+    (rn.RMSProp.keras, dict(epsilon=0), ValueError, "epsilon", "eps"),
+    (rn.RMSProp.tf1, dict(learning_rate=-1.0), ValueError, "learning_rate", "lr"),
+    (rn.RMSProp.tf1, dict(learning_rate=0.1, decay=2.0), ValueError, "decay", "gamma"),
+    (rn.RMSProp.tf1, dict(learning_rate=0.1, epsilon=math.nan), ValueError, "epsilon", "eps"),
+    (rn.RMSProp.optax, dict(learning_rate=math.inf), ValueError, "learning_rate", "lr"),
+    (rn.RMSProp.optax, dict(learning_rate=0.1, decay=1.5), ValueError, "decay", "gamma"),
+    (rn.RMSProp.optax, dict(learning_rate=0.1, initial_scale=-1.0), ValueError, "initial_scale", "initial_s"),
+    (rn.RMSProp.mxnet, dict(learning_rate=0), ValueError, "learning_rate", "lr"),
+    (rn.RMSProp.mxnet, dict(gamma1=1.5), ValueError, "gamma1", "gamma"),
+    (rn.RMSProp.mxnet, dict(epsilon=-1e-8), ValueError, "epsilon", "eps"),
+    (rn.RMSProp.mxnet, dict(wd=math.inf), ValueError, "wd", "weight_decay"),
+    (rn.RMSProp.mxnet, dict(gamma2=5.0), ValueError, "gamma2", "momentum"),  # unused when not centered
+    (rn.RMSProp.mxnet, dict(gamma2=5.0, centered=True), ValueError, "gamma2", "momentum"),
+    (rn.RMSProp.mxnet, dict(gamma2="0.9"), TypeError, "gamma2", "momentum"),
+]
+
+
+@pytest.mark.parametrize("preset, kwargs, error, name, field", BAD_PRESET_ARGUMENTS)
+def test_preset_errors_name_the_users_argument(preset, kwargs, error, name, field):
+    with pytest.raises(error, match=rf"^{name} must be ") as info:
+        preset(**kwargs)
+    assert field is None or field not in str(info.value).replace(name, "")
+
+
+@pytest.mark.parametrize("preset, error, message", [
+    (123, TypeError, r"preset must be None or a str, got 123 of type int"),
+    ("pytorch", ValueError, r"preset must be None or one of 'd2l', 'torch', .*, got 'pytorch'"),
+])
+def test_bad_preset_label(preset, error, message):
+    with pytest.raises(error, match=message):
+        rn.RMSProp(lr=0.1, preset=preset)
+
+
+def test_a_sweep_grid_of_the_unused_gamma2_is_refused():
+    """The sweep builds each configuration through the preset, so an invalid gamma2 fails there too."""
+    with pytest.raises(ValueError, match=r"grid\['gamma2'\]\[1\].*gamma2 must be in \[0, 1\), got 7.0"):
+        rn.sweep(rn.RMSProp.mxnet, rn.quadratic_2d(), (1.0, 1.0), 5, grid={"gamma2": [0.5, 7.0]}, progress=False)
+
+
+@pytest.mark.parametrize("value, message", [
+    (math.inf, r"^lr must be a finite number in \(0, inf\), got inf$"),
+    (-math.inf, r"^lr must be a finite number in \(0, inf\), got -inf$"),
+    (10**400, r"^lr must be a finite number in \(0, inf\)"),  # beyond float: not an OverflowError
+    (Fraction(10**400), r"^lr must be a finite number in \(0, inf\)"),
+], ids=["inf", "-inf", "int 10**400", "Fraction 10**400"])
+def test_non_finite_values_get_a_consistent_message(value, message):
+    with pytest.raises(ValueError, match=message):
+        rn.RMSProp(lr=value)
+    with pytest.raises(ValueError, match=r"^weight_decay must be in \[0, inf\), got -1"):
+        rn.RMSProp(lr=0.1, weight_decay=-1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda f: rn.RMSProp(lr=f, gamma=f, eps=f, initial_s=f, momentum=f, weight_decay=f),
+    lambda f: rn.RMSProp.torch(lr=f, alpha=f, eps=f, weight_decay=f, momentum=f),
+    lambda f: rn.RMSProp.keras(learning_rate=f, rho=f, momentum=f, epsilon=f, weight_decay=f),
+    lambda f: rn.RMSProp.tf1(f, decay=f, momentum=f, epsilon=f),
+    lambda f: rn.RMSProp.optax(f, decay=f, eps=f, initial_scale=f, momentum=f),
+    lambda f: rn.RMSProp.mxnet(learning_rate=f, gamma1=f, gamma2=f, epsilon=f, wd=f, centered=True),
+    lambda f: rn.RMSProp.d2l(lr=f, gamma=f, eps=f),
+    lambda f: rn.SGD(lr=f),
+    lambda f: rn.Momentum(lr=f, beta=f),
+    lambda f: rn.Adagrad(lr=f, eps=f),
+    lambda f: rn.Adam(lr=f, beta1=f, beta2=f, eps=f),
+], ids=["RMSProp", "torch", "keras", "tf1", "optax", "mxnet", "d2l", "SGD", "Momentum", "Adagrad", "Adam"])
+def test_fractions_are_accepted_everywhere_as_floats(make):
+    opt = make(Fraction(1, 4))
+    numbers = [value for value in opt.hyperparameters().values() if not isinstance(value, (bool, str, type(None)))]
+    assert numbers and all(type(value) is float for value in numbers)
+    assert opt == make(0.25)
 
 
 def test_keras_documented_example():
@@ -166,6 +242,129 @@ def test_state_aliasing_x_is_refused():
     state.s = x
     with pytest.raises(ValueError, match="shares memory"):
         opt.step(x, np.ones(4), state)
+
+
+ALIASING_OPTIMIZER = rn.RMSProp(lr=0.1, momentum=0.5, centered=True)  # all three state slots
+
+
+def _overlapping_calls():
+    """Calls of step whose arrays overlap in memory other than as ``g is x``:
+    (name, make(n) -> (x, g, state), message)."""
+    def fresh(n):
+        x = np.linspace(1, 2, n)
+        return x, np.linspace(-1, 1, n), ALIASING_OPTIMIZER.init(x)
+
+    def shifted(n):
+        """Two overlapping views of one buffer: [1:] and [:-1]."""
+        buf = np.linspace(1, 2, n + 1)
+        return buf[1:], buf[:-1]
+
+    def g_after_x(n):
+        x, g = shifted(n)
+        return x, g, ALIASING_OPTIMIZER.init(x)
+
+    def x_after_g(n):
+        g, x = shifted(n)
+        return x, g, ALIASING_OPTIMIZER.init(x)
+
+    def slot(name, value):
+        def make(n):
+            x, g, state = fresh(n)
+            setattr(state, name, value(x, g, state))
+            return x, g, state
+        return make
+
+    def slots_shifted(n):
+        x, g, state = fresh(n)
+        state.m, state.g_avg = shifted(n)
+        return x, g, state
+
+    def slot_shifted_from_g(n):
+        x, _, state = fresh(n)
+        g, state.s = shifted(n)
+        return x, g, state
+
+    g_message = "g shares memory with x without being x itself"
+    yield "g one element behind x", g_after_x, g_message
+    yield "g one element ahead of x", x_after_g, g_message
+    yield "state.m is state.s", slot("m", lambda x, g, state: state.s), "state.m shares memory with state.s"
+    yield "state.g_avg overlaps state.m", slots_shifted, "state.g_avg shares memory with state.m"
+    yield "state.s is g", slot("s", lambda x, g, state: g), "state.s shares memory with g"
+    yield "state.s overlaps g", slot_shifted_from_g, "state.s shares memory with g"
+    yield "state.m is a view of x", slot("m", lambda x, g, state: x.view()), "state.m shares memory with x"
+
+
+@pytest.mark.parametrize("n", [4, 1 << 17], ids=["serial", "parallel"])
+@pytest.mark.parametrize("case", list(_overlapping_calls()), ids=[c[0] for c in _overlapping_calls()])
+def test_overlapping_arrays_are_refused_before_anything_is_touched(case, n):
+    _, make, message = case
+    x, g, state = make(n)
+    before = [a.copy() for a in (x, g, *(getattr(state, slot) for slot in state.slots))]
+    with pytest.raises(ValueError, match=message):
+        ALIASING_OPTIMIZER.step(x, g, state)
+    for a, b in zip((x, g, *(getattr(state, slot) for slot in state.slots)), before):
+        assert np.array_equal(a, b)
+    assert state.t == 0
+
+
+@pytest.mark.parametrize("n", [7, 1 << 17], ids=["serial", "parallel"])
+@pytest.mark.parametrize("as_gradient", [lambda x: x, lambda x: x.view(), lambda x: x.reshape(x.shape)],
+                         ids=["x", "a view", "a reshape"])
+def test_g_may_be_x_itself(as_gradient, n):
+    """The same memory as x (same start, shape and strides) is allowed, and equals a step on a copy."""
+    data = np.linspace(-1, 2, n)
+    x, copy = data.copy(), data.copy()
+    state, copy_state = ALIASING_OPTIMIZER.init(x), ALIASING_OPTIMIZER.init(x)
+    for _ in range(3):
+        ALIASING_OPTIMIZER.step(x, as_gradient(x), state)
+        ALIASING_OPTIMIZER.step(copy, copy.copy(), copy_state)
+    assert np.array_equal(x, copy)
+    for slot in state.slots:
+        assert np.array_equal(getattr(state, slot), getattr(copy_state, slot))
+
+
+# Hyperparameters that do not survive rounding to float32: (optimizer, the name in the message).
+VANISHING = [
+    (lambda: rn.RMSProp(lr=1e-50), "lr=1e-50 rounds to 0 in float32"),
+    (lambda: rn.RMSProp(lr=0.1, eps=1e-50), "eps=1e-50 rounds to 0 in float32"),
+    (lambda: rn.RMSProp(lr=0.1, weight_decay=1e39), "weight_decay=1e[+]39 overflows float32"),
+    (lambda: rn.RMSProp(lr=0.1, initial_s=1e39), "initial_s=1e[+]39 overflows float32"),
+    (lambda: rn.RMSProp.keras(learning_rate=1e-50), "learning_rate=1e-50 rounds to 0"),
+    (lambda: rn.RMSProp.torch(eps=1e-46), "eps=1e-46 rounds to 0"),
+    (lambda: rn.RMSProp.mxnet(epsilon=1e-50, wd=1e-50), "epsilon=1e-50 rounds to 0"),
+    (lambda: rn.RMSProp.optax(1e-3, initial_scale=1e40), "initial_scale=1e[+]40 overflows"),
+    (lambda: rn.SGD(lr=1e-50), "lr=1e-50 rounds to 0"),
+    (lambda: rn.Momentum(lr=1e39), "lr=1e[+]39 overflows"),
+    (lambda: rn.Adagrad(lr=0.1, eps=1e-50), "eps=1e-50 rounds to 0"),
+    (lambda: rn.Adam(lr=0.1, eps=1e-50), "eps=1e-50 rounds to 0"),
+]
+
+
+@pytest.mark.parametrize("make, message", VANISHING)
+def test_hyperparameters_that_do_not_survive_the_dtype_are_refused(make, message):
+    """step (and the reference's step) in x's dtype, simulate and train in their working dtype."""
+    from rmsnum.backends import reference
+
+    opt = make()
+    x, g = np.ones(3, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match=message):
+        opt.init(x)
+    state = opt.init(np.ones(3))  # a float32 state, bypassing init
+    for slot in state.slots:
+        setattr(state, slot, np.zeros(3, np.float32))
+    state.d1 = state.d2 = np.float32(0)
+    for step in (opt.step, lambda x, g, state: reference.step(opt, x, g, state)):
+        with pytest.raises(ValueError, match=message):
+            step(x, g, state)
+        assert np.array_equal(x, np.ones(3)) and state.t == 0
+    with pytest.raises(ValueError, match=message):
+        rn.simulate(opt, rn.quadratic_2d(), (1.0, 1.0), 3, dtype=np.float32)
+    data = rn.data.synthetic_regression(n=20, d=2, noise=0.1, seed=0)
+    with pytest.raises(ValueError, match=message):
+        rn.train(opt, rn.LinearRegression(data.X.astype(np.float32), data.y.astype(np.float32)), batch_size=10,
+                 epochs=1)
+    x64 = np.ones(3)
+    opt.step(x64, np.ones(3), opt.init(x64))  # float64 holds them
 
 
 def test_hyperparameters_may_change_between_steps():

@@ -134,6 +134,12 @@ def test_zero_steps():
     (dict(x0=(1e300, 0.0), dtype=np.float32), ValueError, "overflows float32"),
     (dict(steps=-1), ValueError, "steps"),
     (dict(steps=2.5), TypeError, "steps"),
+    (dict(steps=2**70), ValueError, r"steps must be at most \d+ here, got 1180591620717411303424"),
+    (dict(steps=2**62), ValueError, r"steps must be at most"),  # an int64, but (steps + 1) x 2 float64 is too big
+    (dict(opt=rn.RMSProp(lr=1e-50), dtype=np.float32), ValueError, "lr=1e-50 rounds to 0 in float32"),
+    (dict(opt=rn.RMSProp.keras(epsilon=1e-50), dtype=np.float32), ValueError, "epsilon=1e-50 rounds to 0"),
+    (dict(schedule={"lr": [0.1, 0.1, 1e-50, 0.1, 0.1]}, dtype=np.float32), ValueError,
+     r"schedule\['lr'\] at step 2: lr=1e-50 rounds to 0 in float32"),
     (dict(dtype=np.int32), TypeError, "dtype"),
     (dict(dtype=np.float16), TypeError, "dtype"),
     (dict(seed=-1), ValueError, "seed"),
@@ -146,3 +152,9 @@ def test_bad_simulate_arguments(kwargs, error, message):
     args.update(kwargs)
     with pytest.raises(error, match=message):
         rn.simulate(args.pop("opt"), args.pop("objective"), args.pop("x0"), args.pop("steps"), **args)
+
+
+def test_a_quadratic_name_must_be_a_str():
+    with pytest.raises(TypeError, match="name must be a str or None, got 123 of type int"):
+        rn.Quadratic([1.0, 2.0], name=123)
+    assert rn.Quadratic([1.0, 2.0], name="bowl").name == "bowl"

@@ -24,6 +24,11 @@ use is passed as ``None`` (no memory traffic), a coefficient of an option that
 is off as ``ZERO`` or ``ONE`` (no arithmetic; see :mod:`rmsnum._neutral`).
 Kernels use ``error_model="numpy"``: a division by zero gives inf or NaN, which
 the kernels report as divergence, never an exception.
+
+Threads: every kernel may be called from several Python threads at once, except
+that Numba's ``workqueue`` threading layer aborts the process when two parallel
+regions run at the same time. Under that layer (see :func:`thread_safe_layer`)
+every kernel runs serially: the results are the same, bit for bit, on one core.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from ._parts import _gather, _get, _objective_value, _quadratic_value, _store, _
 _cache.install()
 
 PARALLEL_THRESHOLD = 1 << 16
-"""Arrays with at least this many elements are stepped with ``prange``."""
+"""Arrays with at least this many elements are stepped with ``prange`` (under a
+thread-safe threading layer, see :func:`thread_safe_layer`)."""
 
 MAX_UNROLLED_DIM = 8
 """Quadratics of up to this many coordinates get a kernel compiled for their dimension."""
@@ -56,6 +62,17 @@ LANES = 64
 """Configurations per block of the multi-configuration kernel: they move through
 each step together in SIMD lanes. A single trajectory runs in a serial
 instance with one lane."""
+
+
+@functools.cache
+def thread_safe_layer() -> bool:
+    """Whether Numba's threading layer lets parallel kernels run from several Python
+    threads at once: False for ``workqueue``, which aborts the process on concurrent
+    use (tbb and omp are thread-safe). Asking loads the configured layer
+    (``NUMBA_THREADING_LAYER``) and starts its threads, as the first parallel call
+    would, so it is asked only then, once per process."""
+    numba.get_num_threads()  # loads the threading layer
+    return numba.threading_layer() != "workqueue"
 
 
 def _step_template(x, g, s, m, a, r1, r2, c):
@@ -379,7 +396,7 @@ def kernels_for(rule: Callable) -> types.SimpleNamespace:
 @functools.cache
 def _train_kernel(rule: Callable, lanes: int, dim: int) -> Callable:
     """The training kernel for blocks of ``lanes`` lanes (1: serial) and ``dim`` parameters (0: any)."""
-    return _instantiate(_train_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1)
+    return _instantiate(_train_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1 and thread_safe_layer())
 
 
 @functools.cache
@@ -388,13 +405,15 @@ def _run_objective_kernel(rule: Callable, lanes: int, dim: int, functions: tuple
     and ``dim`` coordinates (0: any), on a quadratic (``functions`` None) or on
     the objective with the compiled ``(value, grad)`` functions. Kernels of
     rmsnum's own objectives are cached on disk; those of a user's are compiled
-    in each process (Numba's cache would not see an edit of the user's functions)."""
+    in each process (Numba's cache would not see an edit of the user's functions).
+    Blocks run in parallel when there are several lanes and the threading layer is thread-safe."""
+    parallel = lanes > 1 and thread_safe_layer()
     if functions is None:
-        return _instantiate(_run_objective_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1)
+        return _instantiate(_run_objective_template, rule, lanes=lanes, dim=dim, parallel=parallel)
     value, grad = functions
     own = all(fn.py_func.__module__ == "rmsnum.classics" for fn in functions)
     name = value.py_func.__name__ if own else f"{value.py_func.__name__}_{id(value):x}"
-    return _instantiate(_run_objective_template, rule, lanes=lanes, dim=dim, parallel=lanes > 1, cache=own,
+    return _instantiate(_run_objective_template, rule, lanes=lanes, dim=dim, parallel=parallel, cache=own,
                         evaluate=rebind(_objective_value, VALUE=value, GRAD=grad), objective=f"__{name}")
 
 
@@ -411,8 +430,9 @@ def _type_key(value) -> object:
 
 
 def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, r1, r2, c: tuple) -> None:
-    """One in-place update of C-contiguous arrays of x's dtype and shape (checked by the caller)."""
-    parallel = x.size >= PARALLEL_THRESHOLD
+    """One in-place update of C-contiguous arrays of x's dtype and shape (checked by the
+    caller): in parallel from :data:`PARALLEL_THRESHOLD` elements on, under a thread-safe layer."""
+    parallel = x.size >= PARALLEL_THRESHOLD and thread_safe_layer()
     args = (x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c)
     # The dispatcher would type all arguments on every call (~70 us for the coefficient
     # tuple, more than the update of thousands of elements): keep each compiled entry
@@ -460,7 +480,8 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, 
     ``C`` is (blocks, T, k, w) with one row of coefficients per update, or
     (blocks, k, w) for the same coefficients at every update (a kernel of its
     own, without the row lookup). Blocks of one lane run serially (a single
-    trajectory), blocks of :data:`LANES` lanes in parallel.
+    trajectory), blocks of :data:`LANES` lanes in parallel
+    (serially under a threading layer that is not thread-safe, see :func:`thread_safe_layer`).
     """
     dt = x.dtype.type
     if x.shape[2] not in (1, LANES):
