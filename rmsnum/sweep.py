@@ -42,6 +42,8 @@ BACKENDS = ("cpu", "cuda", "dask")
 SPECIAL_AXES = ("x0", "seed")
 """Grid axes that are not hyperparameters: a batch of starting points, noise seeds."""
 
+MAX_STEPS = 2**62
+"""The most updates a configuration may run (step counts are int64 in the kernels)."""
 MAX_CHUNK_SIZE = 1 << 18
 MAX_CUDA_CHUNK_SIZE = 1 << 21
 CHUNK_BYTES = 256 << 20
@@ -691,6 +693,8 @@ def sweep(
     if not isinstance(objective, (Quadratic, Objective)):
         raise TypeError(f"objective must be a Quadratic or an Objective, got {type(objective).__name__}")
     steps = v.integer("steps", steps)
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be at most {MAX_STEPS} (the kernels count steps in int64), got {steps}")
     dt = v.float_dtype("dtype", dtype)
     fixed = dict(fixed or {})
     for key in fixed:

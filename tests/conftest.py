@@ -80,8 +80,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU or NUMBA_ENABLE_CUDASIM=1"))
 
 
-# The chapter's dataset, beside the checkout (present in CI); tests fall back to synthetic data without it.
-AIRFOIL = Path(__file__).resolve().parents[2] / "shared" / "data" / "airfoil_self_noise.dat"
+# The datasets' folder: ../shared/data beside the checkout (present in CI), or $RMSNUM_TEST_DATA.
+# Tests that need a file skip without it; tests with a fallback run on synthetic data. .ci/run runs
+# the data-dependent tests once with RMSNUM_TEST_DATA pointing at an empty folder, as on a clone
+# without ../shared (and with RMSNUM_DATA and XDG_CACHE_HOME there too, so that rmsnum's own lookup
+# and the notebook's find nothing either).
+DATA_DIR = Path(os.environ.get("RMSNUM_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+AIRFOIL = DATA_DIR / "airfoil_self_noise.dat"
+_SHARED_AIRFOIL = Path(__file__).resolve().parents[2] / "shared" / "data" / AIRFOIL.name  # notebooks look here
+
+
+def pytest_configure(config):
+    """A run that hides the data from the tests must hide it from rmsnum and the notebook too."""
+    if not os.environ.get("RMSNUM_TEST_DATA") or AIRFOIL.exists():
+        return
+    if "RMSNUM_DATA" not in os.environ and _SHARED_AIRFOIL.exists():
+        found = _SHARED_AIRFOIL
+    else:
+        try:
+            found = rn.data.load_airfoil(download=False).source
+        except FileNotFoundError:
+            return
+    raise pytest.UsageError(f"RMSNUM_TEST_DATA hides the airfoil data from the tests, but rmsnum or the "
+                            f"notebook would still find {found}: point RMSNUM_DATA and XDG_CACHE_HOME at an "
+                            f"empty folder too (as .ci/run does)")
 
 
 @pytest.fixture(scope="session")
@@ -96,5 +118,5 @@ def regression_data():
 def airfoil():
     """The chapter's airfoil data; skips the test without a local copy."""
     if not AIRFOIL.exists():
-        pytest.skip(f"needs the airfoil data at {AIRFOIL}")
+        pytest.skip(f"needs the airfoil data at {AIRFOIL} (the folder is $RMSNUM_TEST_DATA when set)")
     return rn.data.load_airfoil(AIRFOIL)

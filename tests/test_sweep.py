@@ -304,6 +304,7 @@ BAD = [
     (dict(grid={"lr": [0.1, 1e-50]}, dtype=np.float32), ValueError, r"grid\['lr'\]\[1\]=1e-50 rounds to 0 in float32"),
     (dict(grid={"lr": [1e50, 0.1]}, dtype=np.float32), ValueError, r"grid\['lr'\]\[0\]=1e\+50 overflows float32"),
     (dict(fixed={"eps": 1e-50}, dtype=np.float32), ValueError, r"fixed\['eps'\]=1e-50 rounds to 0 in float32"),
+    (dict(steps=2**70), ValueError, r"steps must be at most 4611686018427387904"),
     (dict(grid={"lr": [0.1, "0.2"]}), TypeError, r"grid\['lr'\]\[1\] must be a real number"),
     (dict(grid={"learning_rate": [0.1]}), ValueError, "unknown hyperparameter 'learning_rate'"),
     (dict(grid={"lr": [0.1, -0.2]}), ValueError, r"grid\['lr'\]\[1\] = -0.2: lr must be in"),

@@ -80,11 +80,41 @@ def test_the_torch_preset_against_the_chapters_concise_run(airfoil):
 
 
 def test_least_squares_floor(regression_data):
+    """Adam with a constant lr settles into a stationary spread around the least-squares optimum,
+    of a size set by the minibatch gradient noise; over 32 seeds its mean is the optimum and its
+    mean excess loss stays under the small-step theory's bound, on either data set (the airfoil
+    data or the synthetic fallback).
+
+    The bound: near the optimum v ~ E[g_i**2] >= sigma_i**2 (sigma_i the standard deviation of
+    the minibatch gradient's coordinate i there), so Adam is SGD with heavy-ball momentum of
+    effective per-coordinate step P_i = lr / sqrt(v_i) <= lr / sigma_i. Its stationary covariance
+    C solves P H C + C H P = P Sigma P (small steps; H the Hessian, Sigma the gradient noise's
+    covariance), so the mean excess loss is
+    tr(H C) / 2 = tr(P Sigma) / 4 <= (lr / 4) * sum_i sigma_i, whatever H. Measured (seeds 0-127,
+    in blocks of 32): 0.38-0.62 of the bound on the airfoil data, 0.64-0.77 on the synthetic data;
+    one run's excess ranges from about 0.1 to 3.5 times the mean, which is why one seed proves nothing.
+    """
     problem = rn.LinearRegression(regression_data)
-    run = rn.train(rn.Adam(lr=0.05), problem, batch_size=100, epochs=60, seed=0)
-    assert problem.f_star <= run.final_loss < problem.f_star + 2e-3
+    lr, batch, seeds = 0.05, 100, 32
+    res = rn.train_sweep(rn.Adam, problem, batch_size=batch, epochs=60, grid={"seed": range(seeds)},
+                         fixed={"lr": lr}, progress=False)
+    assert not res.diverged.any()
+    excess = res.final_loss - problem.f_star
+    assert np.all(excess >= -1e-12 * problem.f_star)  # f* is the minimum (lstsq rounding aside)
+    # sigma_i from the residuals r at the optimum: batches of B drawn without replacement from n
+    A = np.column_stack([problem.X, np.ones(problem.n)])
     w_star, b_star = problem.optimum
-    np.testing.assert_allclose(run.w, w_star, atol=0.05)
+    optimum = np.append(w_star, b_star)
+    r = A @ optimum - problem.y
+    n = problem.n
+    sigma = np.sqrt(np.mean((r[:, None] * A) ** 2, axis=0) / batch * (n - batch) / (n - 1))
+    bound = lr / 4 * sigma.sum()
+    assert excess.mean() <= bound, f"mean excess {excess.mean():.3g} > bound {bound:.3g}"
+    # the spread is centred on the optimum: the mean of the independent runs within 4 standard errors
+    final = np.asarray(res.final_x)
+    assert final.shape == (seeds, problem.X.shape[1] + 1)
+    stderr = final.std(axis=0, ddof=1) / np.sqrt(seeds)
+    np.testing.assert_array_less(np.abs(final.mean(axis=0) - optimum), 4 * stderr)
 
 
 @given(n=st.integers(1, 40), d=st.integers(1, 9), batch=st.integers(1, 40), epochs=st.integers(1, 3),
