@@ -68,7 +68,13 @@ def _cuda_runtime():
     return "gpu" if cuda.missing() is None else None
 
 
+DATA_FIXTURES = ("regression_data", "airfoil")
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:  # "data": the tests that read the datasets' folder (run with -m data)
+        if any(name in getattr(item, "fixturenames", ()) for name in DATA_FIXTURES):
+            item.add_marker(pytest.mark.data)
     marked = [item for item in items if "gpu" in item.keywords or "cuda" in item.keywords]
     if not marked:
         return
@@ -91,7 +97,9 @@ _SHARED_AIRFOIL = Path(__file__).resolve().parents[2] / "shared" / "data" / AIRF
 
 
 def pytest_configure(config):
-    """A run that hides the data from the tests must hide it from rmsnum and the notebook too."""
+    """The "data" marker; and a run that hides the data from the tests must hide it from rmsnum
+    and the notebook too."""
+    config.addinivalue_line("markers", "data: uses a dataset of the datasets' folder, or its fallback (conftest.py)")
     if not os.environ.get("RMSNUM_TEST_DATA") or AIRFOIL.exists():
         return
     if "RMSNUM_DATA" not in os.environ and _SHARED_AIRFOIL.exists():
