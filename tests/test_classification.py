@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import rmsnum as rn
+from conftest import DATA_DIR
 from rmsnum.classification import (FASHION_MNIST_CLASSES, ClassificationData, SoftmaxRegression, SoftmaxResult,
                                    load_fashion_mnist, train_softmax)
 
-REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+REAL_DIR = DATA_DIR / "fashion-mnist"  # ../shared/data, or $RMSNUM_TEST_DATA (conftest.py)
 N = 200
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

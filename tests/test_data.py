@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import AIRFOIL
 from rmsnum import data
 
-REAL_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "airfoil_self_noise.dat"
+REAL_FILE = AIRFOIL  # ../shared/data, or $RMSNUM_TEST_DATA (conftest.py)
 MISMATCH = "ignore:.*published numbers:UserWarning"
 
 
