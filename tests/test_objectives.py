@@ -221,7 +221,7 @@ def test_functions_numba_cannot_run_are_refused_by_name(value, error, message):
     (dict(minimum=(1.0,)), ValueError, r"minimum must have shape \(2,\)"),
     (dict(minimum=(1.0, np.nan)), ValueError, "minimum must be finite"),
     (dict(minimum="ab"), TypeError, "minimum must be a sequence"),
-    (dict(f_star=np.inf), ValueError, "f_star must be finite"),
+    (dict(f_star=np.inf), ValueError, "f_star must be a finite number"),
     (dict(args=[CHAPTER_H, "x"]), TypeError, r"args\[1\] must be a NumPy array or a real number"),
     (dict(args=CHAPTER_H), TypeError, "args must be a tuple"),
     (dict(args=(np.array(["a", "b"]),)), TypeError, r"args\[0\] must be a numeric array"),
