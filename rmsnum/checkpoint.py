@@ -30,7 +30,7 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -202,20 +202,19 @@ class Checkpoint:
         warnings.warn(f"checkpoint {str(self.path)!r}: {what} is {reason}; computing that chunk again",
                       CheckpointWarning, stacklevel=4)
 
-    def finished(self) -> dict[int, dict[str, np.ndarray]]:
-        """The outputs of every finished chunk that passes every check; the others are reported
-        in a :class:`CheckpointWarning`, dropped from the manifest and left to compute again."""
-        good = {}
+    def finished(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Yield ``(chunk, outputs)`` for every finished chunk that passes every check, one at a
+        time (so at most one chunk is in memory besides the caller's results); the others are
+        reported in a :class:`CheckpointWarning`, dropped from the manifest and left to compute again."""
         for chunk in sorted(self.chunks):
             name = self._chunk_name(chunk)
             reason, outputs = self._verify(chunk)
             if reason is None:
-                good[chunk] = outputs
+                yield chunk, outputs
             else:
                 self._warn(name, reason)
                 del self.chunks[chunk]
                 (self.path / name).unlink(missing_ok=True)
-        return good
 
     def _verify(self, chunk: int) -> tuple[str | None, dict[str, np.ndarray]]:
         entry = self.chunks[chunk]

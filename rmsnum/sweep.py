@@ -790,9 +790,10 @@ def _expected_outputs(plan: _Plan, chunk: int) -> dict[str, tuple[tuple[int, ...
 
 def _run_chunks(plan: _Plan, backend: Any, store: Checkpoint | None, progress: bool) -> dict[str, np.ndarray]:
     out = _empty_outputs(plan, plan.size)
-    done = {} if store is None else store.finished()
-    for c, outputs in done.items():
+    done = set()
+    for c, outputs in (() if store is None else store.finished()):
         _place(plan, out, c, outputs)
+        done.add(c)
     todo = [c for c in range(plan.n_chunks) if c not in done]
     bar = _progress_bar(progress, plan.size, sum(_chunk_count(plan, c) for c in done))
     client = _dask_client(backend) if todo and backend not in ("cpu", "cuda") else None

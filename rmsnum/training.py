@@ -28,7 +28,7 @@ from . import _validation as v
 from .results import SweepResult, _item
 from .checkpoint import check_path
 from .sweep import (_check_backend, _check_factory, _default_chunk_size, _execute_plan, _grid_axes, _make_plan, _pack,
-                    _provenance, _unpacker, in_slices)
+                    _blocks, _provenance, _unpacker, in_slices)
 from .objectives import LinearRegression
 from .optimizers import Optimizer, OptimizerState
 
@@ -400,7 +400,7 @@ class _TrainingSweep:
             blocked = (*packed[:7], loss_rec, final_loss, diverged)
 
             def run(lo: int, hi: int) -> None:
-                p, s, m, a, d, dec, C, rec, fin, div = (None if arr is None else arr[lo:hi] for arr in blocked)
+                p, s, m, a, d, dec, C, rec, fin, div = (_blocks(arr, lo, hi) for arr in blocked)
                 cpu.train(group.representative.rule, p, s, m, a, d, dec, C, packed[7], X, y, order,
                           self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar, rec, fin, div)()
             in_slices(nb, width, sel.size, run, report)
