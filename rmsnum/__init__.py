@@ -12,7 +12,7 @@ from typing import Any
 from . import analysis, data
 from ._version import __version__ as __version__
 from .objectives import LinearRegression, Objective, Quadratic, quadratic_2d, rotated_quadratic_2d
-from .optimizers import SGD, Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp
+from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Optimizer, OptimizerState, RMSProp
 from .simulate import Trajectory, simulate
 from .results import SweepResult
 from .sweep import sweep
@@ -37,6 +37,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Adagrad",
     "Adam",
+    "AdamW",
     "LinearRegression",
     "Momentum",
     "Objective",

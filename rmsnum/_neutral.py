@@ -13,9 +13,10 @@ The singletons also work in plain Python, so a rule can be called directly.
 
 Examples
 --------
+>>> import math
 >>> from rmsnum._neutral import ZERO, ONE
->>> 2.5 + ZERO * 7.0, ONE * 2.5, 2.5 - ZERO
-(2.5, 2.5, 2.5)
+>>> 2.5 + ZERO * 7.0, ONE * 2.5, 2.5 - ZERO, max(ZERO, 2.5), 2.5 * math.sqrt(ONE)
+(2.5, 2.5, 2.5, 2.5, 2.5)
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class Neutral:
         if self.value != 0:
             return NotImplemented
         return other
+
+    def __lt__(self, other: Any) -> bool:
+        # max(ZERO, s) is s for s > 0 (and ZERO, worth 0, for s == 0): ZERO stands
+        # for a running maximum that is not kept (see rmsnum.rules.adam).
+        return self.value < other
 
 
 ZERO = Neutral(0)

@@ -17,7 +17,7 @@ import numpy as np
 from . import _validation as v
 from . import rules
 from .objectives import Objective, Quadratic
-from .optimizers import Adagrad, Adam, Optimizer, RMSProp
+from .optimizers import Optimizer, RMSProp
 from .simulate import Trajectory
 from .results import SweepResult
 
@@ -717,24 +717,14 @@ def _kernel_gradient(objective: Quadratic | Objective, x: np.ndarray, t: int, se
 
 
 def _step_size(opt: Optimizer, state: Any) -> np.ndarray:
-    """``lr / den`` (float64) of a state made by ``opt.step``, ``den`` in the state's dtype as the rules form it
-    (bias corrections as products with ``1 / d``; a float64 recomputation from float32 state could differ,
-    e.g. turn a centred variance of 0 into a negative one)."""
-    if isinstance(opt, RMSProp):
-        dt = state.s.dtype.type
-        r1 = dt(1) / state.d1 if opt.bias_correction else dt(1)
-        var = state.s * r1
-        if opt.centered:
-            var = var - (state.g_avg * r1) * (state.g_avg * r1)
-        den = np.sqrt(var + dt(opt.eps)) if opt.eps_in_sqrt else np.sqrt(var) + dt(opt.eps)
-    elif isinstance(opt, Adagrad):
-        den = np.sqrt(state.s + state.s.dtype.type(opt.eps))
-    elif isinstance(opt, Adam):
-        dt = state.s.dtype.type
-        den = np.sqrt(state.s * (dt(1) / state.d2)) + dt(opt.eps)
-    else:  # SGD, Momentum: the step is lr
-        return np.full(state.m.shape if state.m is not None else 1, opt.lr, dtype=np.float64)
-    return opt.lr / den.astype(np.float64)
+    """``lr / den`` (float64) of a state made by ``opt.step``, from the rule's registry entry: ``den`` in the
+    state's dtype as the rules form it (bias corrections as products with ``1 / d``; a float64 recomputation
+    from float32 state could differ, e.g. turn a centred variance of 0 into a negative one)."""
+    dt = np.dtype(type(state.d1)).type
+    r1, r2 = (dt(1) / state.d1, dt(1) / state.d2) if opt.decays() is not None else (dt(1), dt(1))
+    slots = {name: getattr(state, name) for name in opt.spec.slots}
+    shape = next(arr.shape for arr in state.arrays.values()) if state.arrays else ()
+    return np.broadcast_to(opt.spec.step_size(slots, r1, r2, opt.coefficients(np.float64)), shape)
 
 
 def instability_threshold(objective: Quadratic, eps: float = 1e-6, *, eps_in_sqrt: bool = True,

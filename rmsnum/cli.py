@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .optimizers import Optimizer
+
 CHAPTER = dict(lr=0.4, gamma=0.9, x0=(-5.0, -2.0), steps=20)
 
 
@@ -88,7 +90,7 @@ def _demo_regression(path: Path | None, download: bool, save: Callable[[Any, str
 
 
 OBJECTIVES = ("quadratic_2d", "rotated_quadratic_2d")
-OPTIMIZERS = ("RMSProp", "SGD", "Momentum", "Adagrad", "Adam")
+OPTIMIZERS = tuple(cls.__name__ for cls in Optimizer.classes)
 _NUMBER_LIST = re.compile(r"^-[\d.]")
 
 
@@ -417,8 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sweep.add_argument("--objective", choices=OBJECTIVES, default="quadratic_2d",
                          help="the objective (default quadratic_2d)")
     p_sweep.add_argument("--optimizer", type=parse_optimizer, default="RMSProp",
-                         help="an optimizer class (RMSProp, SGD, Momentum, Adagrad, Adam) or preset "
-                              "(RMSProp.torch, .keras, .tf1, .optax, .mxnet, .d2l); default RMSProp. "
+                         help=f"an optimizer class ({', '.join(OPTIMIZERS)}) or preset "
+                              "(RMSProp.torch, .keras, .tf1, .optax, .mxnet, .d2l; Adam.torch, ...); default RMSProp. "
                               "Grid and fixed names are its argument names (alpha for RMSProp.torch)")
     p_sweep.add_argument("--x0", type=parse_x0, default=CHAPTER["x0"], metavar="X1,X2",
                          help="starting point (default -5,-2)")

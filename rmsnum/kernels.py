@@ -10,13 +10,17 @@ rules contain no literal constants, so nothing is promoted).
 Two ways to call a rule:
 
 - The general form, shared with the package's kernels, covers every variant
-  of every framework: ``x, s, m, g_avg = rmsprop(x, g, s, m, g_avg, r1, r2, c)``
-  with ``c = opt.coefficients(dtype)`` of an :class:`~rmsnum.RMSProp` (or
-  ``SGD``, ``Momentum``, ``Adagrad``, ``Adam``) and ``r1``, ``r2`` the
-  reciprocal bias-correction denominators (``1`` without correction; see
-  :func:`debias`). Options that are off are the neutral ``ZERO``/``ONE`` and
-  cost nothing. A CUDA kernel takes its arguments as numbers:
-  pass ``numeric(c)``.
+  of every framework: ``x, *slots = rule(x, g, *slots, r1, r2, c)`` with the
+  rule's slots in the order :data:`rmsnum.rules.REGISTRY` names them
+  (``opt.spec.slots``): ``x, s, m, g_avg = rmsprop(x, g, s, m, g_avg, r1, r2, c)``,
+  ``x, s, m, v_max = adam(x, g, s, m, v_max, r1, r2, c)``,
+  ``x, s = adagrad(x, g, s, r1, r2, c)``, ``x, m = momentum(x, g, m, r1, r2, c)``,
+  ``x = sgd(x, g, r1, r2, c)``; ``c = opt.coefficients(dtype)`` of the
+  optimizer and ``r1``, ``r2`` the reciprocal bias-correction denominators
+  (``1`` without correction; see :func:`debias`). Options that are off are the
+  neutral ``ZERO``/``ONE`` and cost nothing; pass ``ZERO`` for a slot the
+  optimizer does not keep (``opt.slots``). A CUDA kernel takes its arguments
+  as numbers: pass ``numeric(c)``.
 - The chapter's rule with a short, stable signature:
   ``x, s = rmsprop_update(x, g, s, lr, gamma, eps)``.
 
@@ -46,9 +50,9 @@ from numba.extending import overload
 
 from ._neutral import ONE, ZERO, Neutral
 from .backends import _neutral_types  # noqa: F401  (the Numba types of ZERO and ONE)
-from .rules import adagrad, adam, debias, momentum, rmsprop, sgd
+from .rules import REGISTRY, adagrad, adam, debias, momentum, rmsprop, sgd  # noqa: F401 - the rules, for users
 
-__all__ = ["rmsprop", "sgd", "momentum", "adagrad", "adam", "debias", "rmsprop_update", "numeric", "ZERO", "ONE"]
+__all__ = [*REGISTRY, "debias", "rmsprop_update", "numeric", "ZERO", "ONE"]
 
 
 def _callable_from_jitted_code(fn: Callable) -> None:
@@ -61,7 +65,7 @@ def _callable_from_jitted_code(fn: Callable) -> None:
     overload(fn)(typer)
 
 
-for _rule in (rmsprop, sgd, momentum, adagrad, adam, debias):
+for _rule in (*(rule.update for rule in REGISTRY.values()), debias):
     _callable_from_jitted_code(_rule)
 
 

@@ -23,24 +23,28 @@ from . import _validation as v
 from . import rules
 from ._neutral import ONE, ZERO, Neutral
 
-SLOTS = ("s", "m", "g_avg")
-
 # Bounds of the real hyperparameters: keyword arguments of rmsnum._validation.real.
 _POSITIVE = dict(low=0.0, low_open=True)
 _NON_NEGATIVE = dict(low=0.0)
 _UNIT = dict(low=0.0, high=1.0)
 _BELOW_ONE = dict(low=0.0, high=1.0, high_open=True)
 
+_STATE_FIELDS = ("arrays", "t", "d1", "d2", "rule")
 
-@dataclass(eq=False)
+
 class OptimizerState:
     """The state of an optimizer for one array of parameters.
 
     Attributes
     ----------
-    s, m, g_avg : numpy.ndarray or None
-        Mean square, momentum buffer and centered mean; ``None`` for a slot the
-        rule does not use. Each array has the shape and dtype of the parameters.
+    arrays : dict of str to array
+        The state slots the optimizer keeps, by name, in its rule's order
+        (:data:`rmsnum.rules.REGISTRY`): e.g. ``s`` (mean square), ``m``
+        (momentum buffer or first moment), ``g_avg`` (centered mean), ``v_max``
+        (AMSGrad's running maximum of ``s``). Each array has the shape and
+        dtype of the parameters (NumPy, or device arrays for a GPU state). Every
+        slot of the rule is also an attribute: ``state.s``; ``None`` for a slot
+        the optimizer's options leave unused.
     t : int
         Number of steps taken.
     d1, d2 : numpy.floating
@@ -48,43 +52,98 @@ class OptimizerState:
         (unused, and left at 0, by rules without bias correction).
     rule : str
         Name of the rule this state belongs to.
+
+    Examples
+    --------
+    >>> import numpy as np, rmsnum as rn
+    >>> state = rn.Adam(lr=0.1, amsgrad=True).init(np.zeros(2))
+    >>> state.slots, state.v_max
+    (('s', 'm', 'v_max'), array([0., 0.]))
     """
 
-    s: np.ndarray | None
-    m: np.ndarray | None
-    g_avg: np.ndarray | None
-    t: int
-    d1: np.floating
-    d2: np.floating
-    rule: str
+    __slots__ = _STATE_FIELDS
+
+    def __init__(self, arrays: dict[str, Any], t: int, d1: np.floating, d2: np.floating, rule: str) -> None:
+        names = rules.REGISTRY[rule].slots
+        unknown = sorted(set(arrays) - set(names))
+        if unknown:
+            raise ValueError(f"rule {rule!r} has the slots {names}, not {', '.join(unknown)}")
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "arrays", {n: arrays[n] for n in names if arrays.get(n) is not None})
+        self.t, self.d1, self.d2 = t, d1, d2
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not fields: the slots
+        if name in rules.REGISTRY[object.__getattribute__(self, "rule")].slots:
+            return object.__getattribute__(self, "arrays").get(name)
+        raise AttributeError(f"{type(self).__name__} of rule {self.rule!r} has no slot or attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("t", "d1", "d2"):
+            object.__setattr__(self, name, value)
+        elif name in rules.REGISTRY[self.rule].slots:
+            if value is None:
+                self.arrays.pop(name, None)
+            else:
+                self.arrays[name] = value
+                order = rules.REGISTRY[self.rule].slots
+                object.__setattr__(self, "arrays", {n: self.arrays[n] for n in order if n in self.arrays})
+        else:
+            raise AttributeError(f"{type(self).__name__} of rule {self.rule!r} has no slot or attribute {name!r}")
+
+    def __repr__(self) -> str:
+        arrays = ", ".join(f"{n}={a!r}" for n, a in self.arrays.items())
+        return f"OptimizerState(rule={self.rule!r}, t={self.t}, d1={self.d1!r}, d2={self.d2!r}, {arrays})"
 
     @property
     def slots(self) -> tuple[str, ...]:
-        """Names of the slots that hold an array."""
-        return tuple(name for name in SLOTS if getattr(self, name) is not None)
+        """Names of the slots that hold an array, in the rule's order."""
+        return tuple(self.arrays)
 
     def copy(self) -> "OptimizerState":
         """A deep copy (arrays copied)."""
-        return dataclasses.replace(
-            self, **{n: getattr(self, n).copy() for n in self.slots}
-        )
+        return OptimizerState({n: a.copy() for n, a in self.arrays.items()}, self.t, self.d1, self.d2, self.rule)
 
 
 @dataclass(frozen=True)
 class Optimizer:
-    """Base class: subclasses define ``rule``, ``slots``, ``_bounds``, ``_coefficients`` and ``_decays``."""
+    """Base class: subclasses name their ``rule`` (a function of :data:`rmsnum.rules.REGISTRY`)
+    and define ``_bounds``, ``_coefficients``, and, where options decide them,
+    ``slots``, ``_bias_corrected``, ``_booleans`` and ``_preset_arguments``."""
 
     rule: ClassVar[Callable]
     _bounds: ClassVar[dict[str, dict[str, Any]]] = {}
     """Each real hyperparameter -> its bounds, as keyword arguments of :func:`rmsnum._validation.real`."""
+    _booleans: ClassVar[tuple[str, ...]] = ()
+    """The boolean options, checked to be bools."""
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {}
+    """Each preset -> the fields its arguments name otherwise (field -> argument)."""
+    classes: ClassVar[list[type]] = []
+    """Every optimizer class, in the order they are defined (for the CLI and the tests)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Optimizer.classes.append(cls)
 
     def __post_init__(self) -> None:
+        preset = getattr(self, "preset", None)
+        if preset is not None and not isinstance(preset, str):
+            raise TypeError(f"preset must be None or a str, got {preset!r} of type {type(preset).__name__}")
+        if preset is not None and preset not in self._preset_arguments:
+            raise ValueError(f"preset must be None or one of {', '.join(map(repr, self._preset_arguments))}, "
+                             f"got {preset!r}")
         for name, bounds in self._bounds.items():
             object.__setattr__(self, name, v.real(self._argument(name), getattr(self, name), **bounds))
+        for name in self._booleans:
+            object.__setattr__(self, name, v.boolean(self._argument(name), getattr(self, name)))
 
     def _argument(self, name: str) -> str:
         """The name under which the user gave the field ``name`` (a preset may spell it otherwise)."""
-        return name
+        return self._preset_arguments.get(getattr(self, "preset", None), {}).get(name, name)
+
+    @property
+    def spec(self) -> rules.Rule:
+        """The rule's entry in :data:`rmsnum.rules.REGISTRY`."""
+        return rules.lookup(self.rule)
 
     @property
     def name(self) -> str:
@@ -93,15 +152,23 @@ class Optimizer:
 
     @property
     def slots(self) -> tuple[str, ...]:
-        """The state slots this optimizer keeps arrays for."""
-        raise NotImplementedError
+        """The state slots this optimizer keeps arrays for (by default all of its rule's)."""
+        return self.spec.slots
 
     def _coefficients(self) -> tuple[float | Neutral, ...]:
         raise NotImplementedError
 
-    def _decays(self) -> tuple[float, float, float, float] | None:
-        """``(beta1, 1 - beta1, beta2, 1 - beta2)`` for the bias corrections, or None without."""
-        return None
+    def _bias_corrected(self) -> bool:
+        """Whether the bias corrections of the rule's ``decays`` are on (by default: when it has any)."""
+        return bool(self.spec.decays)
+
+    def _decays(self) -> tuple[Any, Any, Any, Any] | None:
+        """``(beta1, 1 - beta1, beta2, 1 - beta2)`` for the bias corrections, or None without:
+        the coefficients the registry names as the rule's decays."""
+        if not self._bias_corrected():
+            return None
+        names, values = self.spec.coefficients, self._coefficients()
+        return tuple(values[names.index(name)] for name in self.spec.decays)
 
     def _initial(self, slot: str) -> float:
         return 0.0
@@ -184,9 +251,9 @@ class Optimizer:
 
     def _new_state(self, shape: tuple[int, ...], dt: np.dtype, full: Callable) -> OptimizerState:
         _check_dtype(self, dt)  # an initial value must not overflow
-        arrays = {slot: (full(shape, self._initial(slot), dt) if slot in self.slots else None) for slot in SLOTS}
+        arrays = {slot: full(shape, self._initial(slot), dt) for slot in self.slots}
         zero = dt.type(0.0)
-        return OptimizerState(t=0, d1=zero, d2=zero, rule=self.name, **arrays)
+        return OptimizerState(arrays, t=0, d1=zero, d2=zero, rule=self.name)
 
     def check_state(self, state: Any, shape: tuple[int, ...], dtype: np.dtype, device: bool = False) -> None:
         """Raise unless ``state`` was made by a compatible optimizer for this shape and
@@ -264,11 +331,11 @@ class Optimizer:
             from .backends import cpu as kernels
 
             self._check_step(x, g, state)
-            slots = (state.s, state.m, state.g_avg)
+            slots = tuple(state.arrays.get(name) for name in self.spec.slots)
         debias = None if self._decays() is None else self._next_debias(state)
         one = x.dtype.type(1)
         r1, r2 = (ONE, ONE) if debias is None else (one / debias[0], one / debias[1])
-        kernels.step(self.rule, x, g, *slots, r1, r2, self.coefficients(x.dtype))
+        kernels.step(self.rule, x, g, slots, r1, r2, self.coefficients(x.dtype))
         if debias is not None:
             state.d1, state.d2 = debias
         state.t += 1
@@ -299,9 +366,10 @@ class Optimizer:
         if g.shape != x.shape:
             raise ValueError(f"g must have the shape of x {x.shape}, got {g.shape}")
         self.check_state(state, x.shape, x.dtype, device=True)
+        names = self.spec.slots
         slots = tuple(None if getattr(state, n) is None else cuda.view(f"state.{n}", getattr(state, n))
-                      for n in SLOTS)
-        _check_aliasing(x, g, {n: arr for n, arr in zip(SLOTS, slots) if arr is not None}, cuda.share_memory,
+                      for n in names)
+        _check_aliasing(x, g, {n: arr for n, arr in zip(names, slots) if arr is not None}, cuda.share_memory,
                         lambda a, b: cuda._extent(a) == cuda._extent(b))
         _check_dtype(self, x.dtype)
         return x, g, slots
@@ -449,24 +517,14 @@ class RMSProp(Optimizer):
         "mxnet": {"lr": "learning_rate", "gamma": "gamma1", "eps": "epsilon", "momentum": "gamma2",
                   "weight_decay": "wd"},
     }
-    """Each preset -> the fields its arguments name otherwise (field -> argument)."""
+    _booleans: ClassVar[tuple[str, ...]] = ("eps_in_sqrt", "centered", "lr_in_momentum", "nesterov",
+                                            "bias_correction", "decoupled_weight_decay")
 
     def __post_init__(self) -> None:
-        if self.preset is not None and not isinstance(self.preset, str):
-            raise TypeError(f"preset must be None or a str, got {self.preset!r} of type {type(self.preset).__name__}")
-        if self.preset is not None and self.preset not in self._preset_arguments:
-            raise ValueError(f"preset must be None or one of {', '.join(map(repr, self._preset_arguments))}, "
-                             f"got {self.preset!r}")
         super().__post_init__()
-        for name in ("eps_in_sqrt", "centered", "lr_in_momentum", "nesterov", "bias_correction",
-                     "decoupled_weight_decay"):
-            object.__setattr__(self, name, v.boolean(self._argument(name), getattr(self, name)))
         if self.nesterov and self.momentum == 0:
             momentum = self._argument("momentum")
             raise ValueError(f"nesterov=True needs {momentum} in (0, 1), got {momentum}=0")
-
-    def _argument(self, name: str) -> str:
-        return self._preset_arguments.get(self.preset, {}).get(name, name)
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -495,10 +553,8 @@ class RMSProp(Optimizer):
             self.momentum if self.nesterov else ONE,
         )
 
-    def _decays(self) -> tuple[float, float, float, float] | None:
-        if not self.bias_correction:
-            return None
-        return (self.gamma, 1.0 - self.gamma, self.gamma, 1.0 - self.gamma)
+    def _bias_corrected(self) -> bool:
+        return self.bias_correction
 
     # Framework presets: each framework's own argument names and defaults.
 
@@ -593,10 +649,6 @@ class SGD(Optimizer):
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE)
     lr: float
 
-    @property
-    def slots(self) -> tuple[str, ...]:
-        return ()
-
     def _coefficients(self) -> tuple[float, ...]:
         return (self.lr,)
 
@@ -613,10 +665,6 @@ class Momentum(Optimizer):
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE)
     lr: float
     beta: float = 0.9
-
-    @property
-    def slots(self) -> tuple[str, ...]:
-        return ("m",)
 
     def _coefficients(self) -> tuple[float, ...]:
         return (self.lr, self.beta)
@@ -635,36 +683,161 @@ class Adagrad(Optimizer):
     lr: float
     eps: float = 1e-6
 
-    @property
-    def slots(self) -> tuple[str, ...]:
-        return ("s",)
-
     def _coefficients(self) -> tuple[float, ...]:
         return (self.lr, self.eps)
 
 
 @dataclass(frozen=True)
 class Adam(Optimizer):
-    """Adam with bias correction; ``x <- x - lr * m_hat / (sqrt(s_hat) + eps)``.
+    r"""Adam with bias correction, AMSGrad and weight decay.
 
-    >>> Adam(lr=0.01).slots
-    ('s', 'm')
+    ``m <- beta1 m + (1 - beta1) g``, ``s <- beta2 s + (1 - beta2) g**2`` and
+    ``x <- x - lr * m_hat / (sqrt(s_hat) + eps)`` with ``m_hat = m / (1 - beta1**t)``,
+    ``s_hat = s / (1 - beta2**t)``, as ``torch.optim.Adam``.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, finite and > 0.
+    beta1, beta2 : float, default 0.9, 0.999
+        Decay rates of the first and second moments, in [0, 1).
+    eps : float, default 1e-8
+        Stabiliser added to ``sqrt(s_hat)``, finite and > 0.
+    amsgrad : bool, default False
+        Divide by the running maximum of ``s`` (kept in the slot ``v_max``), as
+        ``torch.optim.Adam(amsgrad=True)`` and Keras' ``amsgrad``.
+    weight_decay : float, default 0.0
+        Weight decay, >= 0: coupled ``g += weight_decay * x`` (torch Adam), or,
+        with ``decoupled_weight_decay``, ``x *= 1 - lr * weight_decay`` before the
+        update (torch AdamW, Keras).
+    decoupled_weight_decay : bool, default False
+        Decoupled (AdamW) instead of coupled weight decay.
+    eps_hat : bool, default False
+        ``eps`` is the paper's "epsilon hat", added to ``sqrt(s)`` before the bias
+        correction: ``x -= lr * m_hat / ((sqrt(s) + eps) / sqrt(1 - beta2**t))``,
+        as Keras (and TensorFlow) compute Adam.
+    preset : str, optional
+        Set by the preset constructors (``"torch"``, ``"keras"``): a label, not
+        compared, under whose argument names errors report the hyperparameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Adam(lr=0.01).slots, Adam(lr=0.01, amsgrad=True).slots
+    (('s', 'm'), ('s', 'm', 'v_max'))
+    >>> opt = Adam.torch(lr=0.1, amsgrad=True, weight_decay=0.01)
+    >>> x = np.array([1.0, -2.0]); state = opt.init(x)
+    >>> opt.step(x, 2 * x, state); x.round(6)
+    array([ 0.9, -1.9])
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.adam)
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta1=_BELOW_ONE, beta2=_BELOW_ONE,
-                                                        eps=_POSITIVE)
+                                                        eps=_POSITIVE, weight_decay=_NON_NEGATIVE)
+    _booleans: ClassVar[tuple[str, ...]] = ("amsgrad", "decoupled_weight_decay", "eps_hat")
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
+        "torch": {"beta1": "betas[0]", "beta2": "betas[1]"},
+        "keras": {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon"},
+    }
     lr: float
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    _: KW_ONLY
+    amsgrad: bool = False
+    weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False
+    eps_hat: bool = False
+    preset: str | None = field(default=None, compare=False)
 
     @property
     def slots(self) -> tuple[str, ...]:
-        return ("s", "m")
+        return ("s", "m", "v_max") if self.amsgrad else ("s", "m")
 
-    def _coefficients(self) -> tuple[float, ...]:
-        return (self.lr, self.beta1, 1.0 - self.beta1, self.beta2, 1.0 - self.beta2, self.eps)
+    def _coefficients(self) -> tuple[float | Neutral, ...]:
+        decay = _on(self.weight_decay)
+        decoupled = self.decoupled_weight_decay
+        return (
+            self.weight_decay if decay and not decoupled else ZERO,
+            1.0 - self.lr * self.weight_decay if decay and decoupled else ONE,
+            self.lr,
+            self.beta1,
+            1.0 - self.beta1,
+            self.beta2,
+            1.0 - self.beta2,
+            ZERO if self.eps_hat else self.eps,
+            self.eps if self.eps_hat else ZERO,
+        )
 
-    def _decays(self) -> tuple[float, float, float, float]:
-        return (self.beta1, 1.0 - self.beta1, self.beta2, 1.0 - self.beta2)
+    @classmethod
+    def torch(cls, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0, amsgrad: bool = False, decoupled_weight_decay: bool = False) -> "Adam":
+        """PyTorch ``torch.optim.Adam``, in its argument names and defaults.
+
+        >>> Adam.torch(betas=(0.8, 0.99)).beta1
+        0.8
+        """
+        beta1, beta2 = _pair("betas", betas)
+        return cls(lr, beta1, beta2, eps, amsgrad=amsgrad, weight_decay=weight_decay,
+                   decoupled_weight_decay=decoupled_weight_decay, preset="torch")
+
+    @classmethod
+    def keras(cls, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+              amsgrad: bool = False, weight_decay: float | None = None) -> "Adam":
+        """Keras 3 ``keras.optimizers.Adam``: epsilon hat, decoupled weight decay.
+
+        >>> Adam.keras().eps_hat
+        True
+        """
+        wd = 0.0 if weight_decay is None else weight_decay
+        return cls(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad, weight_decay=wd,
+                   decoupled_weight_decay=True, eps_hat=True, preset="keras")
+
+
+@dataclass(frozen=True)
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``torch.optim.AdamW``): ``x *= 1 - lr * weight_decay``
+    before each Adam update; ``Adam(..., decoupled_weight_decay=True)`` with torch's default
+    ``weight_decay=0.01``.
+
+    >>> AdamW(lr=0.001) == Adam(lr=0.001, weight_decay=0.01, decoupled_weight_decay=True)
+    True
+    """
+
+    weight_decay: float = 0.01
+    decoupled_weight_decay: bool = field(default=True, init=False)
+    def __eq__(self, other: object) -> bool:  # an AdamW is the Adam it spells
+        if not isinstance(other, Adam):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(Adam) if f.compare)
+
+    __hash__ = Adam.__hash__
+
+    @classmethod
+    def torch(cls, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.01, amsgrad: bool = False) -> "AdamW":
+        """PyTorch ``torch.optim.AdamW``, in its argument names and defaults.
+
+        >>> AdamW.torch().weight_decay
+        0.01
+        """
+        beta1, beta2 = _pair("betas", betas)
+        return cls(lr, beta1, beta2, eps, amsgrad=amsgrad, weight_decay=weight_decay, preset="torch")
+
+    @classmethod
+    def keras(cls, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+              beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False) -> "AdamW":
+        """Keras 3 ``keras.optimizers.AdamW``, in its argument names and defaults.
+
+        >>> AdamW.keras().weight_decay
+        0.004
+        """
+        return cls(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad, weight_decay=weight_decay, eps_hat=True,
+                   preset="keras")
+
+
+def _pair(name: str, value: Any) -> tuple[Any, Any]:
+    """The two numbers of a pair argument such as torch's ``betas``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (beta1, beta2), got {value!r}")
+    return value[0], value[1]

@@ -9,16 +9,26 @@ The common signature
 --------------------
 Each rule maps one coordinate to its next value::
 
-    x, s, m, g_avg = rule(x, g, s, m, g_avg, r1, r2, c)
+    x, *slots = rule(x, g, *slots, r1, r2, c)
 
-``x`` is the parameter, ``g`` its gradient, ``s`` / ``m`` / ``g_avg`` the
-three state slots (mean square, momentum buffer, centered mean; a slot the
-rule does not use is passed through unchanged, and a kernel passes ``0`` for
-a slot that has no array), ``r1`` and ``r2`` the reciprocal bias-correction
-denominators ``1 / (1 - beta**t)`` of the current step (exactly ``1`` when there
-is no correction; a product by 1 is exact and far cheaper than a division) and
-``c`` a tuple of coefficients in the working dtype, derived from the
-user-facing hyperparameters by :mod:`rmsnum.optimizers`.
+``x`` is the parameter, ``g`` its gradient, ``slots`` the rule's state slots
+in the order its :class:`Rule` entry names them (RMSProp's are ``s, m, g_avg``:
+mean square, momentum buffer, centered mean; a rule with no slot returns ``x``
+alone). A slot that the optimizer's options leave unused has no array: a
+kernel passes ``ZERO`` for it and drops what the rule returns there. ``r1`` and
+``r2`` are the reciprocal bias-correction denominators ``1 / (1 - beta**t)`` of
+the current step (exactly ``1`` when there is no correction; a product by 1 is
+exact and far cheaper than a division) and ``c`` a tuple of coefficients in
+the working dtype, derived from the user-facing hyperparameters by
+:mod:`rmsnum.optimizers`.
+
+The registry
+------------
+Each rule is declared once, in :data:`REGISTRY`, by a :class:`Rule`: its
+scalar function, its named slots (any number), its coefficient names, which
+coefficients are its bias-correction decays, and its effective step size.
+The optimizers, every backend, :mod:`rmsnum.kernels`, the analysis, the CLI
+and the tests read it; nothing else lists rules or slots.
 
 Why coefficients instead of flags: every option of RMSProp is written as an
 arithmetic coefficient that is exactly neutral when the option is off
@@ -33,7 +43,11 @@ the leaky average of ones); :func:`debias` advances it, and the caller passes
 ``r = 1 / d_t`` once per step.
 """
 
+from __future__ import annotations
+
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -84,37 +98,154 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
     return x, s, m, g_avg
 
 
-def sgd(x, g, s, m, g_avg, r1, r2, c):
-    """Gradient descent: ``x <- x - lr * g``; ``c = (lr,)``."""
+def sgd(x, g, r1, r2, c):
+    """Gradient descent: ``x <- x - lr * g``; ``c = (lr,)``; no slot."""
     (lr,) = c
-    return x - lr * g, s, m, g_avg
+    return x - lr * g
 
 
-def momentum(x, g, s, m, g_avg, r1, r2, c):
+def momentum(x, g, m, r1, r2, c):
     """Heavy-ball momentum as the book writes it: ``m <- beta * m + g``;
     ``x <- x - lr * m``; ``c = (lr, beta)``."""
     lr, beta = c
     m = beta * m + g
-    return x - lr * m, s, m, g_avg
+    return x - lr * m, m
 
 
-def adagrad(x, g, s, m, g_avg, r1, r2, c):
+def adagrad(x, g, s, r1, r2, c):
     """Adagrad with eps under the square root (the book's form):
     ``s <- s + g * g``; ``x <- x - lr * g / sqrt(s + eps)``; ``c = (lr, eps)``."""
     lr, eps = c
     s = s + g * g
-    return x - lr * g / math.sqrt(s + eps), s, m, g_avg
+    return x - lr * g / math.sqrt(s + eps), s
 
 
-def adam(x, g, s, m, g_avg, r1, r2, c):
-    """Adam: ``m`` first moment, ``s`` second moment, bias-corrected by
-    ``r1 = 1 / (1 - beta1**t)`` and ``r2 = 1 / (1 - beta2**t)``;
-    ``c = (lr, beta1, 1 - beta1, beta2, 1 - beta2, eps)``."""
-    lr, beta1, omb1, beta2, omb2, eps = c
+ADAM_COEFFICIENTS = (
+    "wd",  # coupled weight decay (torch Adam): g <- g + wd * x
+    "keep",  # decoupled weight decay (torch AdamW, Keras): x <- keep * x, keep = 1 - lr * weight_decay
+    "lr",
+    "beta1",
+    "omb1",  # 1 - beta1
+    "beta2",
+    "omb2",  # 1 - beta2
+    "eps",  # added to sqrt(s * r2) (torch), or 0
+    "eps_hat",  # added to sqrt(s) before the bias correction (Keras, TF: the paper's epsilon hat), or 0
+)
+
+
+def adam(x, g, s, m, v_max, r1, r2, c):
+    """Adam, with AMSGrad and weight decay: ``m`` the first moment, ``s`` the
+    second, bias-corrected by ``r1 = 1 / (1 - beta1**t)`` and
+    ``r2 = 1 / (1 - beta2**t)``. With ``c`` unpacked as :data:`ADAM_COEFFICIENTS`::
+
+        g      <- g + wd * x                       coupled weight decay (torch Adam)
+        x      <- keep * x                         decoupled weight decay (torch AdamW, Keras)
+        m      <- beta1 * m + (1 - beta1) * g
+        s      <- beta2 * s + (1 - beta2) * (g * g)
+        v_max  <- max(v_max, s)                    AMSGrad (torch's max_exp_avg_sq)
+        x      <- x - lr * (m * r1) / (sqrt(v_max * r2) + eps + eps_hat * sqrt(r2))
+
+    Without AMSGrad the slot ``v_max`` has no array: it comes in as ``ZERO``
+    and ``max(ZERO, s)`` is ``s`` (s >= 0), so the update divides by ``s``.
+    """
+    wd, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat = c
+    g = g + wd * x
+    x = keep * x
     m = beta1 * m + omb1 * g
     s = beta2 * s + omb2 * (g * g)
-    x = x - lr * (m * r1) / (math.sqrt(s * r2) + eps)
-    return x, s, m, g_avg
+    v_max = max(v_max, s)
+    x = x - lr * (m * r1) / (math.sqrt(v_max * r2) + eps + eps_hat * math.sqrt(r2))
+    return x, s, m, v_max
+
+
+# Effective step sizes: the factor of g of the next update's normalised step,
+# lr / den, from a state (NumPy arrays; float64 result, den formed in the
+# state's dtype as the rule forms it). ``slots`` maps slot name -> array or
+# None; ``r1``, ``r2`` are in the state's dtype; ``c`` are the coefficients in
+# float64 (each rounds to the state's dtype as opt.coefficients(dtype) does).
+
+def _rmsprop_step_size(slots, r1, r2, c):
+    wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = (float(v) for v in c)
+    s, a = slots["s"], slots["g_avg"]
+    dt = s.dtype.type
+    var = s * dt(r1)
+    if a is not None:
+        var = var - (a * dt(r1)) * (a * dt(r1))
+    den = np.sqrt(var + dt(eps_in)) + dt(eps_out)
+    return c_in * c_out / den.astype(np.float64)
+
+
+def _adagrad_step_size(slots, r1, r2, c):
+    lr, eps = (float(v) for v in c)
+    s = slots["s"]
+    return lr / np.sqrt(s + s.dtype.type(eps)).astype(np.float64)
+
+
+def _adam_step_size(slots, r1, r2, c):
+    lr, eps, eps_hat = float(c[2]), float(c[7]), float(c[8])
+    s = slots["s"] if slots["v_max"] is None else slots["v_max"]
+    dt = s.dtype.type
+    return lr / (np.sqrt(s * r2) + dt(eps) + dt(eps_hat) * np.sqrt(r2)).astype(np.float64)
+
+
+def _lr_step_size(slots, r1, r2, c):
+    return np.float64(float(c[0]))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The declaration of one update rule.
+
+    Attributes
+    ----------
+    update : callable
+        The scalar function ``(x, g, *slots, r1, r2, c) -> (x, *slots)`` (``x``
+        alone without slots), plain Python that every backend compiles.
+    slots : tuple of str
+        The state slots, in the order ``update`` takes and returns them.
+    coefficients : tuple of str
+        The names of the entries of ``c``.
+    decays : tuple of str
+        The coefficients ``(beta1, 1 - beta1, beta2, 1 - beta2)`` of the bias
+        corrections ``r1``, ``r2``, when the optimizer switches them on; empty
+        for a rule that has none.
+    step_size : callable
+        ``(slots, r1, r2, c) -> lr / den``: the factor of g in the next update's
+        normalised step, from a state (NumPy; see :func:`rmsnum.analysis.step_sizes`).
+    """
+
+    update: Callable
+    slots: tuple[str, ...]
+    coefficients: tuple[str, ...]
+    decays: tuple[str, ...]
+    step_size: Callable
+
+    @property
+    def name(self) -> str:
+        """The scalar function's name, e.g. ``"rmsprop"``."""
+        return self.update.__name__
+
+
+REGISTRY: dict[str, Rule] = {rule.name: rule for rule in (
+    Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size),
+    Rule(sgd, (), ("lr",), (), _lr_step_size),
+    Rule(momentum, ("m",), ("lr", "beta"), (), _lr_step_size),
+    Rule(adagrad, ("s",), ("lr", "eps"), (), _adagrad_step_size),
+    Rule(adam, ("s", "m", "v_max"), ADAM_COEFFICIENTS, ("beta1", "omb1", "beta2", "omb2"), _adam_step_size),
+)}
+"""Every rule, by name."""
+
+
+def lookup(update: Callable) -> Rule:
+    """The registry entry of a rule's scalar function.
+
+    >>> lookup(adam).slots
+    ('s', 'm', 'v_max')
+    """
+    rule = REGISTRY.get(getattr(update, "__name__", None))
+    if rule is None or rule.update is not update:
+        raise ValueError(f"{update!r} is not a rule of rmsnum.rules.REGISTRY (rules: {', '.join(REGISTRY)})")
+    return rule
 
 
 def debias(d, beta, one_minus_beta):

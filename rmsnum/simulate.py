@@ -295,7 +295,8 @@ def _lane_arguments(opt: Optimizer, state: OptimizerState, per_step: list[Optimi
     from .backends import cpu
 
     dt = state.d1.dtype
-    slots = [None if arr is None else arr.reshape(1, arr.size, 1) for arr in (state.s, state.m, state.g_avg)]
+    slots = tuple(None if arr is None else arr.reshape(1, arr.size, 1)
+                  for arr in (state.arrays.get(name) for name in opt.spec.slots))
     decays = (per_step[0] if per_step else opt).decays(dt)
     d = None if decays is None else np.array([state.d1, state.d2], dtype=dt).reshape(1, 2, 1)
     dec = None if decays is None else np.array(decays, dtype=dt).reshape(1, 4, 1)
@@ -330,7 +331,7 @@ def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic | Objective
     final_loss = np.empty((1, 1), dt)
     diverged = np.empty((1, 1), np.int64)
     functions, P = objective._kernel_form(dt, backend)
-    kernels.run_objective(opt.rule, functions, x, *slots, d, dec, C, like, P, objective.noise, seeds,
+    kernels.run_objective(opt.rule, functions, x, slots, d, dec, C, like, P, objective.noise, seeds,
                           objective.f_star or 0.0, np.empty(0, dt), steps, 1, loss.reshape(1, steps + 1, 1),
                           X.reshape(1, steps + 1, n, 1), final_loss, diverged, None)
     _finish_lane(state, d, steps, int(diverged[0, 0]))

@@ -35,7 +35,7 @@ from ._version import __version__
 from .checkpoint import Checkpoint, check_path
 from .dask_executor import ClusterLostError
 from .objectives import Objective, Quadratic
-from .optimizers import SLOTS, Optimizer
+from .optimizers import Optimizer
 from .results import SweepResult, _item, _objective_record
 
 BACKENDS = ("cpu", "cuda", "dask")
@@ -367,7 +367,7 @@ def _unblocked(arr: np.ndarray, count: int) -> np.ndarray:
 
 def _pack(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], x0: np.ndarray) -> tuple:
     """Blocks of the starting points ``x0`` (count, n) and of the optimizer state
-    and coefficients of the configurations at ``index``: ``(x, s, m, g_avg, d, dec, C, like)``
+    and coefficients of the configurations at ``index``: ``(x, S, d, dec, C, like)``
     as the kernels take them."""
     from .backends import cpu
 
@@ -381,8 +381,8 @@ def _pack(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], x0: np.ndar
         return np.broadcast_to(np.asarray(value, dtype=np.float64), (count,)).astype(dt)
 
     x = _blocked(x0.astype(dt), nb, width)
-    slots = [_blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
-             if slot in group.representative.slots else None for slot in SLOTS]
+    slots = tuple(_blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
+                  if slot in group.representative.slots else None for slot in opt.spec.slots)
     decays = opt._decays()
     d = dec = None
     if decays is not None:
@@ -391,7 +391,7 @@ def _pack(plan: _Plan, group: _Group, index: tuple[np.ndarray, ...], x0: np.ndar
     like = group.representative.coefficients(dt)
     numeric = [column(c) for c in opt._coefficients() if not isinstance(c, Neutral)]
     C = _blocked(np.stack(numeric, axis=1) if numeric else np.empty((count, 0), dt), nb, width)
-    return (x, *slots, d, dec, C, like)
+    return (x, slots, d, dec, C, like)
 
 
 def _unpacker(out: dict[str, np.ndarray], members: np.ndarray, blocked: dict[str, np.ndarray]) -> Callable[[], None]:
@@ -406,13 +406,16 @@ def _unpacker(out: dict[str, np.ndarray], members: np.ndarray, blocked: dict[str
 SLICE_SECONDS = 0.5
 """With a progress bar, a chunk runs in slices of blocks of about this many seconds each."""
 
-_BLOCKED_ARGS = frozenset(("x", "s", "m", "a", "d", "dec", "C", "seeds", "loss_rec", "x_rec", "final_loss",
+_BLOCKED_ARGS = frozenset(("x", "S", "d", "dec", "C", "seeds", "loss_rec", "x_rec", "final_loss",
                            "diverged", "hit"))
 """The arguments of :func:`rmsnum.backends.cpu.run_objective` that have a leading block axis."""
 
 
 def _blocks(arr: Any, lo: int, hi: int) -> Any:
-    """Blocks lo..hi of a blocked array (a C-contiguous view), or None for None."""
+    """Blocks lo..hi of a blocked array (a C-contiguous view), or None for None; of each
+    array of a tuple (the state slots)."""
+    if isinstance(arr, tuple):
+        return tuple(_blocks(item, lo, hi) for item in arr)
     return None if arr is None else arr[lo:hi]
 
 

@@ -347,7 +347,7 @@ def _train_compiled(opt: Optimizer, problem: LinearRegression, schedule: _Schedu
     final_loss = np.empty((1, 1))
     diverged = np.empty((1, 1), np.int64)
     X, y, H, pstar, fstar = _kernel_inputs(problem)
-    run = cpu.train(opt.rule, p, *slots, d, dec, C, like, X, y, order, schedule.batch_size, schedule.record_every,
+    run = cpu.train(opt.rule, p, slots, d, dec, C, like, X, y, order, schedule.batch_size, schedule.record_every,
                     H, pstar, fstar, loss.reshape(1, loss.size, 1), final_loss, diverged)
     start = time.perf_counter()
     run()
@@ -397,11 +397,11 @@ class _TrainingSweep:
             diverged = np.empty((nb, width), np.int64)
             loss_rec = np.full((nb, self.n_recorded, width), np.nan)
             X, y, H, pstar, fstar = _kernel_inputs(problem)
-            blocked = (*packed[:7], loss_rec, final_loss, diverged)
+            blocked = (*packed[:5], loss_rec, final_loss, diverged)
 
             def run(lo: int, hi: int) -> None:
-                p, s, m, a, d, dec, C, rec, fin, div = (_blocks(arr, lo, hi) for arr in blocked)
-                cpu.train(group.representative.rule, p, s, m, a, d, dec, C, packed[7], X, y, order,
+                p, S, d, dec, C, rec, fin, div = (_blocks(arr, lo, hi) for arr in blocked)
+                cpu.train(group.representative.rule, p, S, d, dec, C, packed[5], X, y, order,
                           self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar, rec, fin, div)()
             in_slices(nb, width, sel.size, run, report)
             unpackers.append(_unpacker(out, members[sel], {

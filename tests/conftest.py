@@ -40,6 +40,10 @@ OPTIMIZERS = {
     "momentum": rn.Momentum(lr=0.02, beta=0.9),
     "adagrad": rn.Adagrad(lr=0.3),
     "adam": rn.Adam(lr=0.05),
+    "adam-amsgrad": rn.Adam(lr=0.05, amsgrad=True),
+    "preset-adam-torch": rn.Adam.torch(lr=0.05, weight_decay=0.1, amsgrad=True),
+    "preset-adamw-torch": rn.AdamW.torch(lr=0.05, weight_decay=0.1),
+    "preset-adam-keras": rn.Adam.keras(learning_rate=0.05, amsgrad=True, weight_decay=0.01),
 }
 
 

@@ -365,13 +365,13 @@ def _kernel_arguments(opt, dtype, n=2):
     blocked = lambda *shape: np.zeros((1, *shape, w), dt)  # noqa: E731
     C, like = cpu.coefficient_table([opt.coefficients(dt)], dt)
     decays = opt.decays(dt)
-    slots = [blocked(n) if slot in opt.slots else None for slot in ("s", "m", "g_avg")]
-    sweep = (blocked(n), *slots, None if decays is None else blocked(2), None if decays is None else blocked(4),
+    slots = tuple(blocked(n) if slot in opt.slots else None for slot in opt.spec.slots) or (None,)
+    sweep = (blocked(n), slots, None if decays is None else blocked(2), None if decays is None else blocked(4),
              np.zeros((1, C.shape[0], w), dt), (np.ones(n, dt), np.zeros(n, dt)), dt.type(1), dt.type(0.5),
              dt.type(0), None, dt.type(0), np.zeros(1, dt), 10, 1, blocked(11), None, np.zeros((1, w), dt),
              np.zeros((1, w), np.int64), np.zeros((1, 1, w), np.int64))
     numeric = tuple(c for c in opt.coefficients(dt) if not isinstance(c, rn._neutral.Neutral)) or (dt.type(1),)
-    step = (np.zeros(8, dt), np.zeros(8, dt), *[np.zeros(8, dt) if s is not None else None for s in slots],
+    step = (np.zeros(8, dt), np.zeros(8, dt), tuple(np.zeros(8, dt) if s is not None else None for s in slots),
             dt.type(1), dt.type(1), numeric)
     return like, sweep, step
 
@@ -478,7 +478,13 @@ def _user_kernels():
         if i < x.size:
             x[i], s[i], m[i], a[i] = rk.rmsprop(x[i], g[i], s[i], m[i], a[i], r1, r2, c)
 
-    return chapter, general
+    @nbcuda.jit
+    def amsgrad(x, g, s, m, v_max, r1, r2, c):
+        i = nbcuda.grid(1)
+        if i < x.size:
+            x[i], s[i], m[i], v_max[i] = rk.adam(x[i], g[i], s[i], m[i], v_max[i], r1, r2, c)
+
+    return chapter, general, amsgrad
 
 
 @cuda
@@ -487,7 +493,7 @@ def test_users_kernels_call_the_rules(dtype):
     @cuda.jit kernel agree with the CPU: the chapter's njit loop and opt.step."""
     from rmsnum import kernels as rk
 
-    chapter, general = _user_kernels()
+    chapter, general, amsgrad = _user_kernels()
     dt = np.dtype(dtype).type
     rng = np.random.default_rng(3)
     x0, g = rng.standard_normal(21).astype(dtype), rng.standard_normal(21).astype(dtype)
@@ -511,19 +517,32 @@ def test_users_kernels_call_the_rules(dtype):
     for d_slot, name in zip(slots, ("s", "m", "g_avg")):
         assert_ulps(_host(d_slot), getattr(state, name))
 
+    # Adam with AMSGrad and decoupled weight decay (a bias-corrected rule: r1, r2 from its decays).
+    opt = rn.AdamW.torch(lr=0.01, amsgrad=True)
+    ref, state = x0.copy(), opt.init(x0)
+    opt.step(ref, g, state)
+    slots = [_device(zeros) for _ in range(3)]
+    d_x = _device(x0)
+    amsgrad[3, 8](d_x, _device(g), *slots, dt(1) / state.d1, dt(1) / state.d2, rk.numeric(opt.coefficients(dtype)))
+    assert_ulps(_host(d_x), ref)
+    for d_slot, name in zip(slots, ("s", "m", "v_max")):
+        assert_ulps(_host(d_slot), getattr(state, name))
+
 
 def test_users_float32_kernels_compile_to_float32_ptx(nvvm, hopper):
     """The rules compile inside a user's kernel for a real GPU (PTX for compute capability 9.0),
     and a float32 kernel stays in float32."""
     from rmsnum import kernels as rk
 
-    chapter, general = _user_kernels()
+    chapter, general, amsgrad = _user_kernels()
     for dtype in ("float32", "float64"):
         dt = np.dtype(dtype).type
         arr = np.zeros(4, dtype)
         c = rk.numeric(rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True).coefficients(dtype))
+        adam_c = rk.numeric(rn.Adam.keras(amsgrad=True, weight_decay=0.01).coefficients(dtype))
         ptxs = [_ptx(chapter, (arr, arr, arr, dt(0.4), dt(0.9), dt(1e-6))),
-                _ptx(general, (arr, arr, arr, arr, arr, dt(1), dt(1), c))]
+                _ptx(general, (arr, arr, arr, arr, arr, dt(1), dt(1), c)),
+                _ptx(amsgrad, (arr, arr, arr, arr, arr, dt(1), dt(1), adam_c))]
         for ptx in ptxs:
             assert "sqrt" in ptx
             assert (".f64" in ptx) == (dtype == "float64"), dtype

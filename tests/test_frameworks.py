@@ -86,10 +86,10 @@ def compare(preset, framework_run, kwargs: dict, dtype) -> None:
 # --- one helper per framework: the framework's own trajectory ----------------
 
 
-def torch_run(kwargs: dict, dtype) -> np.ndarray:
+def torch_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
     torch = pytest.importorskip("torch")
     p = torch.nn.Parameter(torch.tensor(X0.astype(dtype)))
-    opt = torch.optim.RMSprop([p], **kwargs)
+    opt = getattr(torch.optim, optimizer)([p], **kwargs)
 
     def step(g):
         p.grad = torch.from_numpy(g)
@@ -111,10 +111,10 @@ def _keras():
     return keras
 
 
-def keras_run(kwargs: dict, dtype) -> np.ndarray:
+def keras_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
     keras = _keras()
     var = keras.Variable(X0.astype(dtype), dtype=np.dtype(dtype).name)
-    opt = keras.optimizers.RMSprop(**kwargs)
+    opt = getattr(keras.optimizers, optimizer)(**kwargs)
 
     def step(g):
         opt.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
@@ -238,6 +238,39 @@ def test_keras_matches_keras_optimizers_rmsprop(kwargs, dtype):
     compare(rn.RMSProp.keras, keras_run, kwargs, dtype)
 
 
+# Adam, AMSGrad and weight decay (coupled in Adam, decoupled in AdamW). torch computes
+# exp_avg.lerp_(g, 1 - beta1) and divides by sqrt(v) / sqrt(1 - beta2**t) + eps; rmsnum forms
+# beta1 m + (1 - beta1) g and sqrt(v / (1 - beta2**t)) + eps: the same numbers up to rounding,
+# within the tolerances above over the 150 steps.
+ADAM_TORCH_CASES = [
+    ("Adam", rn.Adam.torch, dict(lr=0.05)),
+    ("Adam", rn.Adam.torch, dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, amsgrad=True)),
+    ("Adam", rn.Adam.torch, dict(lr=0.05, weight_decay=0.1)),
+    ("Adam", rn.Adam.torch, dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", rn.AdamW.torch, dict(lr=0.05)),
+    ("AdamW", rn.AdamW.torch, dict(lr=0.05, weight_decay=0.3, amsgrad=True)),
+]
+ADAM_KERAS_CASES = [
+    ("Adam", rn.Adam.keras, dict(learning_rate=0.05)),
+    ("Adam", rn.Adam.keras, dict(learning_rate=0.05, beta_1=0.8, epsilon=1e-4, amsgrad=True, weight_decay=0.1)),
+    ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3, amsgrad=True)),
+]
+
+
+@BOTH
+@pytest.mark.parametrize("name,preset,kwargs", ADAM_TORCH_CASES, ids=lambda c: c if isinstance(c, str) else
+                         _id(c) if isinstance(c, dict) else "")
+def test_torch_matches_torch_optim_adam_and_adamw(name, preset, kwargs, dtype):
+    compare(preset, lambda kw, dt: torch_run(kw, dt, name), kwargs, dtype)
+
+
+@FLOAT32  # Keras keeps the learning rate in a floatx (float32) variable
+@pytest.mark.parametrize("name,preset,kwargs", ADAM_KERAS_CASES, ids=lambda c: c if isinstance(c, str) else
+                         _id(c) if isinstance(c, dict) else "")
+def test_keras_matches_keras_optimizers_adam_and_adamw(name, preset, kwargs, dtype):
+    compare(preset, lambda kw, dt: keras_run(kw, dt, name), kwargs, dtype)
+
+
 @BOTH
 @pytest.mark.parametrize("kwargs", OPTAX_CASES, ids=_id)
 def test_optax_matches_optax_rmsprop(kwargs, dtype):
@@ -319,6 +352,43 @@ def _hand_id(case) -> str:
 def test_hand_worked_steps(case, dtype, rtol):
     preset, kwargs, x0, grads, expected = case
     opt = getattr(rn.RMSProp, preset)(**kwargs)
+    x = np.array([x0], dtype=dtype)
+    state = opt.init(x)
+    for g in grads:
+        opt.step(x, np.array([g], dtype=dtype), state)
+    assert state.t == len(grads)
+    np.testing.assert_allclose(x[0], expected, rtol=rtol, atol=0)
+
+
+# Adam from torch.optim.Adam/AdamW's documented algorithm and keras.optimizers.Adam's update
+# (alpha = lr sqrt(1 - beta2**t) / (1 - beta1**t); x -= m alpha / (sqrt(v) + epsilon)).
+# (preset, kwargs, x0, gradients of the successive steps, x after them).
+ADAM_HAND_WORKED = [
+    # m = 0.1 * 10 = 1, v = 0.001 * 100 = 0.1; m_hat = 10, v_hat = 100: x = 10 - 0.1 * 10 / (10 + 1e-8)
+    (rn.Adam.torch, dict(lr=0.1), 10.0, [10.0], 10.0 - 1.0 / (10.0 + 1e-8)),
+    # coupled decay: g = 10 + 0.5 * 10 = 15; m_hat = 15, v_hat = 225: x = 10 - 1.5 / (15 + 1e-8)
+    (rn.Adam.torch, dict(lr=0.1, weight_decay=0.5), 10.0, [10.0], 10.0 - 1.5 / (15.0 + 1e-8)),
+    # AdamW: x = 10 * (1 - 0.1 * 0.5) = 9.5 first, then the step of g = 10: 9.5 - 1 / (10 + 1e-8)
+    (rn.AdamW.torch, dict(lr=0.1, weight_decay=0.5), 10.0, [10.0], 9.5 - 1.0 / (10.0 + 1e-8)),
+    # g = 10 then 0: v2 = 0.0999 < v_max = 0.1. Without AMSGrad step 2 divides by sqrt(0.0999 / (1 - 0.999**2)),
+    # with it by sqrt(0.1 / (1 - 0.999**2)); m2 = 0.9, m_hat = 0.9 / (1 - 0.81).
+    (rn.Adam.torch, dict(lr=0.1), 10.0, [10.0, 0.0],
+     10.0 - 1.0 / (10.0 + 1e-8) - 0.1 * (0.9 / 0.19) / (sqrt(0.0999 / (1 - 0.999**2)) + 1e-8)),
+    (rn.Adam.torch, dict(lr=0.1, amsgrad=True), 10.0, [10.0, 0.0],
+     10.0 - 1.0 / (10.0 + 1e-8) - 0.1 * (0.9 / 0.19) / (sqrt(0.1 / (1 - 0.999**2)) + 1e-8)),
+    # Keras: alpha = 0.1 sqrt(0.001) / 0.1; x = 10 - 1 * alpha / (sqrt(0.1) + 1e-7) (epsilon outside the correction)
+    (rn.Adam.keras, dict(learning_rate=0.1), 10.0, [10.0], 10.0 - sqrt(0.001) / (sqrt(0.1) + 1e-7)),
+    # Keras AdamW: x = 10 - 0.1 * 0.5 * 10 = 9.5, then the step
+    (rn.AdamW.keras, dict(learning_rate=0.1, weight_decay=0.5), 10.0, [10.0], 9.5 - sqrt(0.001) / (sqrt(0.1) + 1e-7)),
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-6)], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", ADAM_HAND_WORKED,
+                         ids=[f"{c[0].__qualname__}({_id(c[1])})x{len(c[3])}" for c in ADAM_HAND_WORKED])
+def test_hand_worked_adam_steps(case, dtype, rtol):
+    preset, kwargs, x0, grads, expected = case
+    opt = preset(**kwargs)
     x = np.array([x0], dtype=dtype)
     state = opt.init(x)
     for g in grads:

@@ -16,13 +16,26 @@ from rmsnum import rules
 
 @functools.cache
 def user_loop(rule):
-    """A user's own jitted loop over coordinates calling the general form of ``rule``."""
+    """A user's own jitted loop over coordinates calling the general form of ``rule``,
+    with its slots (0, 1 or 3 of them) passed as a tuple of arrays."""
+    nslots = len(rules.lookup(rule).slots)
+    if nslots == 0:
+        @numba.njit
+        def run(x, g, S, r1, r2, c):
+            for i in range(x.size):
+                x[i] = rule(x[i], g[i], r1, r2, c)
+    elif nslots == 1:
+        @numba.njit
+        def run(x, g, S, r1, r2, c):
+            for i in range(x.size):
+                x[i], S[0][i] = rule(x[i], g[i], S[0][i], r1, r2, c)
+    else:
+        assert nslots == 3
 
-    @numba.njit
-    def run(x, g, s, m, a, r1, r2, c):
-        for i in range(x.size):
-            x[i], s[i], m[i], a[i] = rule(x[i], g[i], s[i], m[i], a[i], r1, r2, c)
-
+        @numba.njit
+        def run(x, g, S, r1, r2, c):
+            for i in range(x.size):
+                x[i], S[0][i], S[1][i], S[2][i] = rule(x[i], g[i], S[0][i], S[1][i], S[2][i], r1, r2, c)
     return run
 
 
@@ -46,7 +59,8 @@ def test_general_form_equals_step_bit_for_bit(name, dtype):
     opt = OPTIMIZERS[name]
     x, grads = _problem(dtype)
     xs, state = x.copy(), opt.init(x)
-    slots = [np.zeros_like(x) if getattr(state, n) is None else getattr(state, n).copy() for n in ("s", "m", "g_avg")]
+    names = opt.spec.slots
+    slots = tuple(np.zeros_like(x) if getattr(state, n) is None else getattr(state, n).copy() for n in names)
     dt = np.dtype(dtype).type
     d1 = d2 = dt(0)
     decays = opt.decays(dtype)
@@ -57,10 +71,13 @@ def test_general_form_equals_step_bit_for_bit(name, dtype):
         if decays is not None:
             d1, d2 = rk.debias(d1, decays[0], decays[1]), rk.debias(d2, decays[2], decays[3])
             r1, r2 = dt(1) / d1, dt(1) / d2
-        run(x, g, *slots, r1, r2, opt.coefficients(dtype))
+        for arr, name in zip(slots, names):
+            if getattr(state, name) is None:  # a slot the optimizer does not keep reads 0 at every step
+                arr[:] = 0
+        run(x, g, slots, r1, r2, opt.coefficients(dtype))
     assert x.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(x, xs)
-    for arr, slot in zip(slots, ("s", "m", "g_avg")):
+    for arr, slot in zip(slots, names):
         if getattr(state, slot) is not None:
             np.testing.assert_array_equal(arr, getattr(state, slot))
 

@@ -415,3 +415,82 @@ def test_step_entry_points_follow_the_argument_types():
                     opt.step(x, g, state)
                     reference.step(opt, xr, g, ref_state)
                 np.testing.assert_allclose(x, xr, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+# --------------------------------------------------------------------------- Adam: AMSGrad, weight decay, AdamW
+
+ADAM_GRID = {"lr": [0.02, 0.2], "amsgrad": [False, True], "weight_decay": [0.0, 0.1],
+             "decoupled_weight_decay": [False, True]}
+
+
+def test_adam_options_in_a_sweep_equal_simulate():
+    """AMSGrad (a fourth slot's worth of state: s, m, v_max) and both weight decays as grid axes: every
+    configuration of the sweep equals simulate of that optimizer bit for bit."""
+    objective = rn.Quadratic([0.5, 2.0, 8.0], [1.0, -1.0, 0.5])
+    x0 = (1.0, 2.0, -1.0)
+    res = rn.sweep(rn.Adam, objective, x0, 40, ADAM_GRID, record=8, progress=False)
+    assert res.shape == (2, 2, 2, 2)
+    for index in np.ndindex(res.shape):
+        traj = rn.simulate(rn.Adam(**res.config(index)), objective, x0, 40)
+        np.testing.assert_array_equal(res.final_x[index], traj.x[-1], err_msg=str(res.config(index)))
+        np.testing.assert_array_equal(res.loss[index], traj.loss[res.loss_steps])
+    plain, amsgrad = res.final_x[0, 0, 0, 0], res.final_x[0, 1, 0, 0]
+    assert not np.array_equal(plain, amsgrad)  # the running maximum changes the run
+
+
+def test_adam_options_in_train_and_train_sweep_equal_the_reference():
+    from test_training import small_problem
+
+    problem = small_problem()
+    kwargs = dict(batch_size=8, epochs=2, seed=5, record_every=16)
+    res = rn.train_sweep(rn.Adam, problem, grid=ADAM_GRID, progress=False, **kwargs)
+    for index in [(0, 0, 0, 0), (1, 1, 1, 0), (1, 1, 1, 1), (0, 1, 0, 1)]:
+        opt = rn.Adam(**res.config(index))
+        run = rn.train(opt, problem, **kwargs)
+        ref = rn.train(opt, problem, backend="reference", **kwargs)
+        np.testing.assert_array_equal(res.final_x[index], np.append(run.w, run.b))
+        np.testing.assert_allclose(np.append(run.w, run.b), np.append(ref.w, ref.b), rtol=1e-10, atol=1e-12)
+        assert run.state.slots == (("s", "m", "v_max") if opt.amsgrad else ("s", "m"))
+        for slot in run.state.slots:
+            np.testing.assert_allclose(getattr(run.state, slot), getattr(ref.state, slot), rtol=1e-10, atol=1e-14)
+
+
+def test_adamw_is_adam_with_decoupled_decay(dtype):
+    x = np.linspace(-1, 2, 5).astype(dtype)
+    a, b = x.copy(), x.copy()
+    A, B = rn.AdamW(lr=0.1, weight_decay=0.2), rn.Adam(lr=0.1, weight_decay=0.2, decoupled_weight_decay=True)
+    assert A == B and A.slots == B.slots == ("s", "m")
+    sa, sb = A.init(a), B.init(b)
+    for _ in range(5):
+        A.step(a, a * 3, sa)
+        B.step(b, b * 3, sb)
+    np.testing.assert_array_equal(a, b)
+    assert rn.AdamW.torch().weight_decay == 0.01 and rn.AdamW.keras().weight_decay == 0.004
+
+
+def test_adam_states_of_other_options_are_refused():
+    x = np.zeros(3)
+    with pytest.raises(ValueError, match=r"slots \('s', 'm'\).*slots \('s', 'm', 'v_max'\)"):
+        rn.Adam(lr=0.1, amsgrad=True).step(x, x.copy(), rn.Adam(lr=0.1).init(x))
+    state = rn.Adam(lr=0.1, amsgrad=True).init(x)
+    assert state.v_max is not None and rn.Adam(lr=0.1).init(x).v_max is None
+    with pytest.raises(AttributeError, match="no slot or attribute 'g_avg'"):
+        state.g_avg
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: rn.Adam(lr=0.1, amsgrad=1), "amsgrad must be"),
+    (lambda: rn.Adam(lr=0.1, weight_decay=-1.0), "weight_decay"),
+    (lambda: rn.Adam(lr=0.1, decoupled_weight_decay="yes"), "decoupled_weight_decay must be"),
+    (lambda: rn.Adam.torch(betas=(0.9, 1.0)), r"betas\[1\]"),
+    (lambda: rn.Adam.torch(betas=0.9), "betas must be a pair"),
+    (lambda: rn.Adam.keras(beta_1=1.5), "beta_1"),
+    (lambda: rn.Adam.keras(epsilon=0.0), "epsilon"),
+    (lambda: rn.AdamW.torch(weight_decay=-0.1), "weight_decay"),
+    (lambda: rn.AdamW.keras(learning_rate=0.0), "learning_rate"),
+    (lambda: rn.Adam(lr=0.1, preset="numpy"), "preset must be"),
+    (lambda: rn.AdamW(lr=0.1, decoupled_weight_decay=False), "decoupled_weight_decay"),
+])
+def test_adam_bad_arguments(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()

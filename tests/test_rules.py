@@ -1,5 +1,6 @@
 """The compiled rules against the NumPy reference, and properties of the kernels."""
 
+import math
 import re
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_parallel_equals_serial_bit_for_bit(name, dtype):
         d1, d2 = opt._next_debias(state)
         one = x.dtype.type(1)
         r1, r2 = (ONE, ONE) if opt.decays() is None else (one / d1, one / d2)
-        k.step_serial(x, g, state.s, state.m, state.g_avg, r1, r2, opt.coefficients(x.dtype))
+        k.step_serial(x, g, tuple(getattr(state, n) for n in opt.spec.slots), r1, r2, opt.coefficients(x.dtype))
         state.d1, state.d2, state.t = d1, d2, state.t + 1
 
     x_ser, st_ser = _run(serial_step, opt, x0, grads[:5])
@@ -165,14 +166,15 @@ def test_gaussian_is_standard_normal():
     assert stats.kstest(z, "norm").pvalue > 1e-3
 
 
-@pytest.mark.parametrize("name", ["rmsprop-everything", "adam", "adagrad"])
+@pytest.mark.parametrize("name", ["rmsprop-everything", "adam", "preset-adam-keras", "adagrad"])
 def test_float32_kernels_do_no_float64_arithmetic(name):
     """Literals would promote float32 to float64; the rules take every constant in the working dtype."""
     opt = OPTIMIZERS[name]
     x = np.ones(8, np.float32)
     state = opt.init(x)
     kernel = cpu._instantiate(cpu._step_template, opt.rule, cache=False)  # cached code cannot be inspected
-    kernel(x, x.copy(), state.s, state.m, state.g_avg, np.float32(1), np.float32(1), opt.coefficients(np.float32))
+    kernel(x, x.copy(), tuple(getattr(state, n) for n in opt.spec.slots), np.float32(1), np.float32(1),
+           opt.coefficients(np.float32))
     ir = kernel.inspect_llvm(kernel.signatures[0])
     assert re.findall(r"= f(?:add|sub|mul|div) float ", ir), "no float32 arithmetic found: test is broken"
     assert not re.findall(r"= f(?:add|sub|mul|div)(?: \w+)* double |fpext|llvm\.sqrt\.f64", ir)
@@ -183,3 +185,33 @@ def test_debias_recurrence_is_one_minus_power():
     for t in range(1, 50):
         d = rules.debias(d, 0.9, 1 - 0.9)
         assert d == pytest.approx(1 - 0.9**t, rel=1e-14)
+
+
+def test_the_registry_is_the_one_list_of_rules():
+    """Every rule of the registry has a reference, a kernels export, an optimizer class and a row
+    in the test table; each optimizer's coefficients are named by its entry and its decays are
+    among them."""
+    from rmsnum import kernels as rk
+
+    assert set(reference._RULES) == set(rules.REGISTRY)
+    covered = {opt.name for opt in OPTIMIZERS.values()}
+    assert covered == set(rules.REGISTRY)
+    assert {cls.rule.__name__ for cls in rn.Optimizer.classes} == set(rules.REGISTRY)
+    for name, rule in rules.REGISTRY.items():
+        assert getattr(rk, name) is rule.update and rules.lookup(rule.update) is rule
+        assert set(rule.decays) <= set(rule.coefficients)
+    for opt in OPTIMIZERS.values():
+        assert len(opt.coefficients()) == len(opt.spec.coefficients)
+        assert set(opt.slots) <= set(opt.spec.slots)
+    with pytest.raises(ValueError, match="not a rule"):
+        rules.lookup(len)
+
+
+def test_absent_slots_cost_nothing_and_take_zero():
+    """A slot without array gets ZERO: adam's max(ZERO, s) is s exactly, so Adam without
+    AMSGrad equals AMSGrad on a run where s never falls (a constant gradient)."""
+    from rmsnum._neutral import ZERO
+
+    c = rn.Adam(lr=0.1).coefficients()
+    x, s, m, v_max = rules.adam(1.0, 2.0, 0.0, 0.0, ZERO, 10.0, 1000.0, c)
+    assert v_max == s and x == pytest.approx(1.0 - 0.1 * (0.2 * 10) / (math.sqrt(s * 1000) + 1e-8), rel=1e-15)

@@ -320,9 +320,9 @@ def _run_block(opt, C, like, x0, steps, dt):
     """cpu.run_objective on one block of C.shape[-1] lanes of ``opt`` on quadratic_2d; returns the final x (2, w)."""
     w = C.shape[-1]
     x = np.ascontiguousarray(np.broadcast_to(np.asarray(x0, dt)[:, None], (2, w)))[np.newaxis]
-    slots = [np.full_like(x, opt._initial(slot)) if slot in opt.slots else None for slot in ("s", "m", "g_avg")]
+    slots = tuple(np.full_like(x, opt._initial(slot)) if slot in opt.slots else None for slot in opt.spec.slots)
     obj = rn.quadratic_2d()
-    cpu.run_objective(opt.rule, None, x, *slots, None, None, C, like, (obj.A.astype(dt), obj.b.astype(dt)), 0.0, None,
+    cpu.run_objective(opt.rule, None, x, slots, None, None, C, like, (obj.A.astype(dt), obj.b.astype(dt)), 0.0, None,
                       obj.f_star, np.empty(0, dt), steps, 1, None, None, np.empty((1, w), dt),
                       np.empty((1, w), np.int64), None)
     return x[0]
@@ -359,9 +359,9 @@ def test_float32_scheduled_kernel_does_no_float64_arithmetic():
     C, like = cpu.coefficient_table(rows, dt)
     kernel = cpu._instantiate(cpu._run_objective_template, opt.rule, cache=False, lanes=4, parallel=True)
     x = np.ones((1, 2, 4), dt)
-    state = [np.zeros_like(x) for _ in range(3)]
+    state = tuple(np.zeros_like(x) for _ in range(3))
     C4 = np.ascontiguousarray(np.broadcast_to(C.T[:, :, None], (2, C.shape[0], 4)))[np.newaxis]
-    kernel(x, *state, np.zeros((1, 2, 4), dt), np.full((1, 4, 4), 0.5, dt), C4, like,
+    kernel(x, state, np.zeros((1, 2, 4), dt), np.full((1, 4, 4), 0.5, dt), C4, like,
            (np.array([0.2, 4.0], dt), np.zeros(2, dt)), dt.type(1), dt.type(0.5), dt.type(0), None, dt.type(0),
            np.array([1e-3], dt), 5, 1, np.empty((1, 6, 4), dt), None, np.empty((1, 4), dt),
            np.empty((1, 4), np.int64), np.full((1, 1, 4), -1, np.int64))

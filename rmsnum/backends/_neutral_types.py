@@ -8,6 +8,7 @@ emitted for ``x + ZERO * y``). The operators obey the algebra of
 
 from __future__ import annotations
 
+import math
 import operator
 
 from numba.core import types
@@ -87,4 +88,21 @@ def _add(a, b):
 def _sub(a, b):
     if isinstance(a, _OPERAND) and _is(b, 0):
         return lambda a, b: a
+    return None
+
+
+@overload(max, inline="always")
+def _max(a, b):
+    # ZERO in place of a running maximum that is not kept: max(ZERO, b) is b,
+    # for the non-negative b the rules compare it with (see rmsnum.rules.adam).
+    if _is(a, 0) and isinstance(b, types.Number):
+        return lambda a, b: b
+    return None
+
+
+@overload(math.sqrt, inline="always")
+def _sqrt(a):
+    # sqrt(ONE) is ONE and sqrt(ZERO) is ZERO, exactly (a bias correction that is off).
+    if isinstance(a, NeutralType):
+        return lambda a: a
     return None

@@ -5,12 +5,17 @@ simulator, and documents the semantics) with a Numba ``@overload`` that
 specialises it on argument types at compile time; the overloads use the
 generic target, so the CPU (``njit``) and CUDA (``cuda.jit``) kernels share them.
 
-:func:`_update`, the element update, calls a global ``rule`` that each backend
-binds to its compiled copy of a rule of :mod:`rmsnum.rules` (see
-:func:`rmsnum.backends._compile.rebind`).
+:func:`element_update`, the element update, calls a global ``rule`` that each
+backend binds to its compiled copy of a rule of :mod:`rmsnum.rules` (see
+:func:`rmsnum.backends._compile.rebind`). The state slots travel as one tuple
+``S`` of arrays (None for a slot without array), any number of them; the tuple
+helpers below are generated for each tuple type.
 """
 
 from __future__ import annotations
+
+import functools
+import types
 
 import numba
 from numba.extending import overload
@@ -47,15 +52,84 @@ def _store_impl(arr, idx, value):
     return store
 
 
-def _update(x, g, idx, s, m, a, r1, r2, c):
-    """x and the state slots at ``idx`` <- the rule applied there."""
-    xi, si, mi, ai = rule(  # noqa: F821 - bound per rule by each backend
-        x[idx], g[idx], _get(s, idx, ZERO), _get(m, idx, ZERO), _get(a, idx, ZERO), r1, r2, c
-    )
-    x[idx] = xi
-    _store(s, idx, si)
-    _store(m, idx, mi)
-    _store(a, idx, ai)
+def _generated(source: str, name: str, **names) -> types.FunctionType:
+    """The function ``name`` defined by ``source``, with ``names`` and this module's helpers as globals."""
+    namespace = dict(_get=_get, _store=_store, ZERO=ZERO, **names)
+    exec(source, namespace)
+    return namespace[name]
+
+
+@functools.cache
+def element_update(nslots: int) -> types.FunctionType:
+    """The element update of a rule with ``nslots`` state slots::
+
+        _update(x, g, idx, S, r1, r2, c)   # x and the slots S[k] at idx <- the rule applied there
+
+    ``S`` is a tuple holding an array for each slot, in the rule's order, or
+    None for a slot without array (the rule then gets ``ZERO`` there, and what
+    it returns for that slot is dropped). The function calls a global ``rule``
+    that each backend binds to its compiled copy of the rule (see
+    :func:`rmsnum.backends._compile.rebind`); it is generated for ``nslots`` so
+    that the rule's arguments are spelled out, as the compilers need them.
+    """
+    args = "".join(f"_get(S[{k}], idx, ZERO), " for k in range(nslots))
+    lines = ["def _update(x, g, idx, S, r1, r2, c):"]
+    if nslots == 0:
+        lines.append("    x[idx] = rule(x[idx], g[idx], r1, r2, c)")
+    else:
+        lines.append(f"    xi, {', '.join(f'v{k}' for k in range(nslots))}, = rule(x[idx], g[idx], {args}r1, r2, c)")
+        lines.append("    x[idx] = xi")
+        lines.extend(f"    _store(S[{k}], idx, v{k})" for k in range(nslots))
+    return _generated("\n".join(lines) + "\n", "_update", rule=None)
+
+
+def _slots_at(S, idx):
+    """The tuple of ``S[k][idx]`` (None for a slot without array)."""
+    return tuple(None if arr is None else arr[idx] for arr in S)
+
+
+@overload(_slots_at)
+def _slots_at_impl(S, idx):
+    items = ["None" if isinstance(ty, numba.types.NoneType) else f"S[{k}][idx]" for k, ty in enumerate(S.types)]
+    return _generated(f"def at(S, idx):\n    return ({''.join(item + ', ' for item in items)})\n", "at")
+
+
+def _zero_slots(S, idx):
+    """``S[k][idx] = 0`` for every slot with an array."""
+    for arr in S:
+        _store(arr, idx, 0)
+
+
+@overload(_zero_slots)
+def _zero_slots_impl(S, idx):
+    lines = [f"    _store(S[{k}], idx, 0)" for k in range(len(S.types))]
+    return _generated("def zero(S, idx):\n" + "\n".join(lines or ["    pass"]) + "\n", "zero")
+
+
+def _copy_slots(dst, dst_idx, src, src_idx):
+    """``dst[k][dst_idx] = src[k][src_idx]`` for every slot with an array in both."""
+    for a, b in zip(dst, src):
+        if a is not None and b is not None:
+            a[dst_idx] = b[src_idx]
+
+
+@overload(_copy_slots)
+def _copy_slots_impl(dst, dst_idx, src, src_idx):
+    none = numba.types.NoneType
+    lines = [f"    dst[{k}][dst_idx] = src[{k}][src_idx]" for k, (a, b) in enumerate(zip(dst.types, src.types))
+             if not isinstance(a, none) and not isinstance(b, none)]
+    return _generated("def copy(dst, dst_idx, src, src_idx):\n" + "\n".join(lines or ["    pass"]) + "\n", "copy")
+
+
+def _views(S, local):
+    """``local[k]`` for every slot of ``S`` with an array, None for the others."""
+    return tuple(None if arr is None else local[k] for k, arr in enumerate(S))
+
+
+@overload(_views)
+def _views_impl(S, local):
+    items = ["None" if isinstance(ty, numba.types.NoneType) else f"local[{k}]" for k, ty in enumerate(S.types)]
+    return _generated(f"def views(S, local):\n    return ({''.join(item + ', ' for item in items)})\n", "views")
 
 
 def _gather(C, j, like):

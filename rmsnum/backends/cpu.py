@@ -47,7 +47,7 @@ from .. import rules
 from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
-from ._parts import _gather, _get, _objective_value, _quadratic_value, _store, _update
+from ._parts import _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots, element_update
 
 _cache.install()
 
@@ -75,9 +75,9 @@ def thread_safe_layer() -> bool:
     return numba.threading_layer() != "workqueue"
 
 
-def _step_template(x, g, s, m, a, r1, r2, c):
+def _step_template(x, g, S, r1, r2, c):
     for i in prange(x.size):
-        _update(x, g, i, s, m, a, r1, r2, c)
+        _update(x, g, i, S, r1, r2, c)  # noqa: F821 - bound per rule by _instantiate
 
 
 _jit = functools.partial(numba.njit, error_model="numpy")
@@ -85,8 +85,8 @@ _gaussian = compile_plain(rules.gaussian, _jit)
 _debias = compile_plain(rules.debias, _jit)
 
 
-def _advance(x, g, s, m, a, d, dec, C, like, r1, r2, one):
-    """One update of the lanes of a block: x and the state slots (n, w) <- the
+def _advance(x, g, S, d, dec, C, like, r1, r2, one):
+    """One update of the lanes of a block: x and the state slots ``S`` (n, w) <- the
     rule applied with gradient ``g`` (n, w); the bias denominators ``d`` (2, w)
     advance first (decays ``dec``), unless None. Like the kernels, each
     instance has LANES and DIM bound as constants, so that the coordinate loop
@@ -103,9 +103,9 @@ def _advance(x, g, s, m, a, d, dec, C, like, r1, r2, one):
         c = _gather(C, j, like)
         for i in range(n):
             if d is None:
-                _update(x, g, (i, j), s, m, a, ONE, ONE, c)
+                _update(x, g, (i, j), S, ONE, ONE, c)  # noqa: F821 - bound per rule
             else:
-                _update(x, g, (i, j), s, m, a, r1[j], r2[j], c)
+                _update(x, g, (i, j), S, r1[j], r2[j], c)  # noqa: F821
 
 
 def _coefficients_at(C, t):
@@ -122,7 +122,7 @@ def _coefficients_at_impl(C, t):
 
 
 @_jit
-def _restart(value, x, g, s, m, a, n, w):
+def _restart(value, x, g, S, n, w):
     """Restart from zero the lanes whose ``value`` is not finite. Their results
     are saved by then, and finite lanes keep the whole block on the fast path."""
     for j in range(w):
@@ -130,12 +130,10 @@ def _restart(value, x, g, s, m, a, n, w):
             for i in range(n):
                 x[i, j] = 0
                 g[i, j] = 0
-                _store(s, (i, j), 0)
-                _store(m, (i, j), 0)
-                _store(a, (i, j), 0)
+                _zero_slots(S, (i, j))
 
 
-def _run_objective_template(x, s, m, a, d, dec, C, like, P, one, half, sigma, seeds, fstar, tol, steps, every,
+def _run_objective_template(x, S, d, dec, C, like, P, one, half, sigma, seeds, fstar, tol, steps, every,
                             loss_rec, x_rec, final_loss, diverged, hit):
     """Run ``steps`` updates of blocks of configurations on one objective.
 
@@ -146,8 +144,9 @@ def _run_objective_template(x, s, m, a, d, dec, C, like, P, one, half, sigma, se
 
     Every per-configuration array has a leading block axis and a trailing lane
     axis of LANES lanes (a constant bound per instance): the lanes of a block move through each step
-    together (SIMD), blocks run in parallel. ``x``, ``s``, ``m``, ``a``
-    (blocks, n, w) hold the start and state and end with the final values;
+    together (SIMD), blocks run in parallel. ``x`` and the arrays of the tuple
+    ``S`` of state slots (blocks, n, w; None for a slot without array) hold the
+    start and state and end with the final values;
     ``d`` (blocks, 2, w) the bias denominators with decays ``dec`` (blocks, 4, w),
     or both None for rules without bias correction. ``C`` (blocks, T, k, w) holds
     the coefficients that are not ZERO/ONE in ``like``, one row per update:
@@ -169,9 +168,7 @@ def _run_objective_template(x, s, m, a, d, dec, C, like, P, one, half, sigma, se
     w = LANES
     for blk in prange(nblocks):
         xb = x[blk]
-        sb = _get(s, blk, None)
-        mb = _get(m, blk, None)
-        ab = _get(a, blk, None)
+        Sb = _slots_at(S, blk)
         db = _get(d, blk, None)
         decb = _get(dec, blk, None)
         Cb = C[blk]
@@ -222,13 +219,13 @@ def _run_objective_template(x, s, m, a, d, dec, C, like, P, one, half, sigma, se
             if t == steps or running == 0:
                 break
             if not finite:
-                _restart(value, xb, g, sb, mb, ab, n, w)
+                _restart(value, xb, g, Sb, n, w)
             if seeds is not None:
                 for i in range(n):
                     for j in range(w):
                         noise[j] = _gaussian(seedb[j], 0, t, i)
                         g[i, j] = g[i, j] + sigma * noise[j]
-            _advance(xb, g, sb, mb, ab, db, decb, _coefficients_at(Cb, t), like, r1, r2, one)
+            _advance(xb, g, Sb, db, decb, _coefficients_at(Cb, t), like, r1, r2, one)
         for j in range(w):
             if div[j] < 0:
                 final[j] = value[j]
@@ -251,7 +248,7 @@ def _full_loss(H, pstar, fstar, p, j, n):
     return fstar + 0.5 * acc
 
 
-def _train_template(p, s, m, a, d, dec, C, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
+def _train_template(p, S, d, dec, C, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
                     fstar, loss_rec, final_loss, diverged):
     """Minibatch training of blocks of configurations on a linear regression.
 
@@ -273,12 +270,12 @@ def _train_template(p, s, m, a, d, dec, C, like, X, y, order, batch, every, batc
     # Each block runs in a serial function: inside a prange body Numba's
     # parallel lowering keeps LLVM from vectorising the lane loops (about 5x slower).
     for blk in prange(p.shape[0]):
-        _train_block(p[blk], _get(s, blk, None), _get(m, blk, None), _get(a, blk, None), _get(d, blk, None),
+        _train_block(p[blk], _slots_at(S, blk), _get(d, blk, None),
                      _get(dec, blk, None), C[blk], like, X, y, order, batch, every, batch_size, last_size, one, H,
                      pstar, fstar, _get(loss_rec, blk, None), final_loss[blk], diverged[blk])
 
 
-def _train_block(pb, sb, mb, ab, db, decb, Cb, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
+def _train_block(pb, Sb, db, decb, Cb, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
                  fstar, lossb, final, div):
     """One block of :func:`_train_template` (the arguments are its arrays at that block)."""
     n = DIM if DIM else pb.shape[0]  # noqa: F821 - DIM bound per instance by _instantiate
@@ -331,12 +328,12 @@ def _train_block(pb, sb, mb, ab, db, decb, Cb, like, X, y, order, batch, every, 
                             p_at_divergence[i, j] = pb[i, j]
                 if running == 0:
                     break
-                _restart(batch_loss, pb, g, sb, mb, ab, n, w)
+                _restart(batch_loss, pb, g, Sb, n, w)
             size = batch_size if stop - start == batch else last_size
             for i in range(n):
                 for j in range(w):
                     g[i, j] = g[i, j] / size
-            _advance(pb, g, sb, mb, ab, db, decb, Cb, like, r1, r2, one)
+            _advance(pb, g, Sb, db, decb, Cb, like, r1, r2, one)
             t += 1
             seen += stop - start
             if seen % every == 0:
@@ -371,7 +368,8 @@ def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lane
         copy.__qualname__ = f"{helper.__name__}__{tag}"
         return _jit(copy)
 
-    names = dict(_update=specialise(_update, rule=compile_plain(rule, _jit)), LANES=lanes, DIM=dim)
+    update = element_update(len(rules.lookup(rule).slots))
+    names = dict(_update=specialise(update, rule=compile_plain(rule, _jit)), LANES=lanes, DIM=dim)
     names["_advance"] = specialise(_advance, **names)
     names["_train_block"] = specialise(_train_block, **names)
     names["_evaluate"] = specialise(evaluate)
@@ -429,15 +427,16 @@ def _type_key(value) -> object:
     return repr(value) if isinstance(value, Neutral) else type(value)
 
 
-def step(rule: Callable, x: np.ndarray, g: np.ndarray, s, m, a, r1, r2, c: tuple) -> None:
+def step(rule: Callable, x: np.ndarray, g: np.ndarray, S: tuple, r1, r2, c: tuple) -> None:
     """One in-place update of C-contiguous arrays of x's dtype and shape (checked by the
     caller): in parallel from :data:`PARALLEL_THRESHOLD` elements on, under a thread-safe layer."""
     parallel = x.size >= PARALLEL_THRESHOLD and thread_safe_layer()
-    args = (x.reshape(-1), g.reshape(-1), _flat(s), _flat(m), _flat(a), r1, r2, c)
+    flat = (x.reshape(-1), g.reshape(-1), *(_flat(arr) for arr in S))
+    args = (flat[0], flat[1], flat[2:], r1, r2, c)
     # The dispatcher would type all arguments on every call (~70 us for the coefficient
     # tuple, more than the update of thousands of elements): keep each compiled entry
     # point under a key made of what decides the argument types.
-    key = (rule, parallel, x.dtype, *(None if arr is None else (arr.flags.writeable, arr.flags.aligned) for arr in args[:5]),
+    key = (rule, parallel, x.dtype, *(None if arr is None else (arr.flags.writeable, arr.flags.aligned) for arr in flat),
            _type_key(r1), _type_key(r2), tuple(_type_key(value) for value in c))
     entry = _STEP_ENTRIES.get(key)
     if entry is None:
@@ -468,7 +467,7 @@ def coefficient_table(rows: list[tuple], dtype: np.dtype) -> tuple[np.ndarray, t
     return C, like
 
 
-def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple,
+def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple,
                   P: tuple, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
                   final_loss: np.ndarray, diverged: np.ndarray, hit) -> None:
     """Run blocks of configurations on an objective; see :func:`_run_objective_template`.
@@ -488,11 +487,11 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, 
         raise ValueError(f"blocks must have 1 or {LANES} lanes, got {x.shape[2]}")
     dim = x.shape[1] if x.shape[1] <= MAX_UNROLLED_DIM else 0
     kernel = _run_objective_kernel(rule, x.shape[2], dim, functions)
-    kernel(x, s, m, a, d, dec, C, like, P, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
+    kernel(x, S, d, dec, C, like, P, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
            loss_rec, x_rec, final_loss, diverged, hit)
 
 
-def train(rule: Callable, p: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
+def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
           order: np.ndarray, batch: int, every: int, H: np.ndarray, pstar: np.ndarray, fstar: float, loss_rec,
           final_loss: np.ndarray, diverged: np.ndarray) -> Callable[[], None]:
     """Train blocks of configurations on a linear regression; see :func:`_train_template`.
@@ -508,7 +507,7 @@ def train(rule: Callable, p: np.ndarray, s, m, a, d, dec, C: np.ndarray, like: t
     dim = p.shape[1] if p.shape[1] <= MAX_UNROLLED_DIM else 0
     kernel = _train_kernel(rule, p.shape[2], dim)
     rows = order.shape[1]
-    args = (p, s, m, a, d, dec, C, like, X, y, order, batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch),
+    args = (p, S, d, dec, C, like, X, y, order, batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch),
             dt(1), H, pstar, float(fstar), loss_rec, final_loss, diverged)
     # The compiled entry point skips the dispatcher's typing of the 22
     # arguments (~80 us), which would cost more than the chapter's whole run.

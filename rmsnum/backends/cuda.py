@@ -36,16 +36,14 @@ import importlib.util
 import math
 from typing import Any, Callable
 
-import numba
 import numpy as np
 from numba import cuda
-from numba.extending import overload
 
 from .. import rules
-from .._neutral import ONE, ZERO, Neutral
+from .._neutral import ONE, Neutral
 from .._validation import on_device
 from ._compile import compile_plain, rebind
-from ._parts import _gather, _get, _objective_value, _quadratic_value, _row, _store, _update
+from ._parts import _copy_slots, _gather, _get, _objective_value, _quadratic_value, _row, _store, _views, element_update
 
 THREADS_PER_BLOCK = 128
 """Threads per CUDA block of every kernel, a power of 2 (tests lower it so launches span several blocks)."""
@@ -142,42 +140,33 @@ def _pattern(coefficients: tuple) -> tuple:
     return tuple(c if isinstance(c, Neutral) else None for c in coefficients)
 
 
-def _slot(arr, local):
-    """``local`` for a state slot that has an array, None for an absent one."""
-    return None if arr is None else local
-
-
-@overload(_slot)
-def _slot_impl(arr, local):
-    if isinstance(arr, numba.types.NoneType):
-        return lambda arr, local: None
-    return lambda arr, local: local
-
-
 _device = functools.partial(cuda.jit, device=True)
 
 
 @functools.cache
 def _device_parts(rule: Callable) -> dict[str, Any]:
     """Device-function copies of the element update (with ``rule``) and of the helpers."""
+    update = element_update(len(rules.lookup(rule).slots))
     return {
-        "_update": _device(rebind(_update, rule=compile_plain(rule, _device))),
+        "_update": _device(rebind(update, rule=compile_plain(rule, _device))),
         "_gaussian": compile_plain(rules.gaussian, _device),
         "_debias": compile_plain(rules.debias, _device),
     }
 
 
-def _step_template(x, g, s, m, a, r1, r2, numeric):
+def _step_template(x, g, S, r1, r2, numeric):
     c = _gather(numeric, 0, LIKE)  # noqa: F821 - bound per instance
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        _update(x, g, i, s, m, a, r1, r2, c)
+        _update(x, g, i, S, r1, r2, c)  # noqa: F821 - bound per rule
 
 
-def _run_objective_template(x, s, m, a, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
+def _run_objective_template(x, S, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
                             loss_rec, x_rec, final_loss, diverged, hit):
     """One thread runs one configuration; arguments as :func:`rmsnum.backends.cpu.run_objective`
-    (without ``like``, which is bound per instance as LIKE, with DIM, DTYPE and
-    the objective's evaluation ``_evaluate``)."""
+    (without ``like``, which is bound per instance as LIKE, with DIM, DTYPE,
+    NSLOTS (the rule's slot count, at least 1) and the objective's evaluation
+    ``_evaluate``). A rule without slots gets ``S = (None,)`` (a kernel argument
+    cannot be an empty tuple)."""
     k = cuda.grid(1)
     w = x.shape[2]
     blk = k // w
@@ -187,14 +176,10 @@ def _run_objective_template(x, s, m, a, d, dec, C, P, one, half, sigma, seeds, f
     n = DIM  # noqa: F821 - bound per instance
     xw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
     gw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
-    sw = _slot(s, cuda.local.array((DIM, 1), DTYPE))  # noqa: F821
-    mw = _slot(m, cuda.local.array((DIM, 1), DTYPE))  # noqa: F821
-    aw = _slot(a, cuda.local.array((DIM, 1), DTYPE))  # noqa: F821
+    Sw = _views(S, cuda.local.array((NSLOTS, DIM, 1), DTYPE))  # noqa: F821
     for i in range(n):
         xw[i, 0] = x[blk, i, j]
-        _store(sw, (i, 0), _get(s, (blk, i, j), ZERO))
-        _store(mw, (i, 0), _get(m, (blk, i, j), ZERO))
-        _store(aw, (i, 0), _get(a, (blk, i, j), ZERO))
+        _copy_slots(Sw, (i, 0), S, (blk, i, j))
     c = _gather(C[blk], j, LIKE)  # noqa: F821
     d1 = _get(d, (blk, 0, j), one)
     d2 = _get(d, (blk, 1, j), one)
@@ -227,26 +212,24 @@ def _run_objective_template(x, s, m, a, d, dec, C, P, one, half, sigma, seeds, f
                 gw[i, 0] = gw[i, 0] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
         if d is None:
             for i in range(n):
-                _update(xw, gw, (i, 0), sw, mw, aw, ONE, ONE, c)
+                _update(xw, gw, (i, 0), Sw, ONE, ONE, c)  # noqa: F821
         else:
             d1 = _debias(d1, b1, omb1)
             d2 = _debias(d2, b2, omb2)
             r1 = one / d1
             r2 = one / d2
             for i in range(n):
-                _update(xw, gw, (i, 0), sw, mw, aw, r1, r2, c)
+                _update(xw, gw, (i, 0), Sw, r1, r2, c)  # noqa: F821
     final_loss[blk, j] = value
     diverged[blk, j] = div
     for i in range(n):
         x[blk, i, j] = xw[i, 0]
-        _store(s, (blk, i, j), _get(sw, (i, 0), ZERO))
-        _store(m, (blk, i, j), _get(mw, (i, 0), ZERO))
-        _store(a, (blk, i, j), _get(aw, (i, 0), ZERO))
+        _copy_slots(S, (blk, i, j), Sw, (i, 0))
     _store(d, (blk, 0, j), d1)
     _store(d, (blk, 1, j), d2)
 
 
-def _run_quadratic_wide_template(x, s, m, a, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
+def _run_quadratic_wide_template(x, S, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
                                  loss_rec, x_rec, final_loss, diverged, hit, g):
     """One block of THREADS threads (a power of 2) runs one configuration of a
     quadratic, ``P = (A, b)``, each thread a share of the coordinates; x, g
@@ -312,14 +295,14 @@ def _run_quadratic_wide_template(x, s, m, a, d, dec, C, P, one, half, sigma, see
                 gb[i, j] = gb[i, j] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
         if d is None:
             for i in range(tid, n, THREADS):  # noqa: F821
-                _update(x, g, (blk, i, j), s, m, a, ONE, ONE, c)
+                _update(x, g, (blk, i, j), S, ONE, ONE, c)  # noqa: F821
         else:
             d1 = _debias(d1, b1, omb1)
             d2 = _debias(d2, b2, omb2)
             r1 = one / d1
             r2 = one / d2
             for i in range(tid, n, THREADS):  # noqa: F821
-                _update(x, g, (blk, i, j), s, m, a, r1, r2, c)
+                _update(x, g, (blk, i, j), S, r1, r2, c)  # noqa: F821
         cuda.syncthreads()  # every coordinate is updated before the next gradient reads it
     if tid == 0:
         final_loss[blk, j] = value
@@ -343,7 +326,7 @@ def _run_objective_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dt
     evaluate = (_quadratic_value if functions is None
                 else rebind(_objective_value, VALUE=functions[0], GRAD=functions[1]))
     fn = rebind(_run_objective_template, LIKE=pattern, DIM=dim, DTYPE=dtype.type, _evaluate=_device(evaluate),
-                **parts)
+                NSLOTS=max(1, len(rules.lookup(rule).slots)), **parts)
     return cuda.jit(fn)
 
 
@@ -354,23 +337,24 @@ def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dty
     return cuda.jit(fn)
 
 
-def step(rule: Callable, x, g, s, m, a, r1, r2, c: tuple) -> None:
+def step(rule: Callable, x, g, S: tuple, r1, r2, c: tuple) -> None:
     """One in-place update of C-contiguous device arrays (checked by the caller)."""
     dt = x.dtype.type
     one = dt(1)
     numeric = tuple(dt(v) for v in c if not isinstance(v, Neutral))
     r1, r2 = (one if isinstance(r, Neutral) else dt(r) for r in (r1, r2))
     kernel = _step_kernel(rule, _pattern(c))
-    flat = [None if arr is None else arr.reshape(arr.size) for arr in (x, g, s, m, a)]
-    # A kernel argument cannot be an empty tuple; the extra number is never read.
-    kernel[_blocks(x.size), THREADS_PER_BLOCK](*flat, r1, r2, numeric or (one,))
+    flat = tuple(None if arr is None else arr.reshape(arr.size) for arr in S)
+    # A kernel argument cannot be an empty tuple; the extra number (or None) is never read.
+    kernel[_blocks(x.size), THREADS_PER_BLOCK](x.reshape(x.size), g.reshape(g.size), flat or (None,), r1, r2,
+                                               numeric or (one,))
 
 
-_OUTPUTS = ("x", "s", "m", "a", "d", "loss_rec", "x_rec", "final_loss", "diverged", "hit")
+_OUTPUTS = ("x", "d", "loss_rec", "x_rec", "final_loss", "diverged", "hit")  # and the state slots
 _WRITE_ONLY = ("final_loss", "diverged")
 
 
-def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, a, d, dec, C: np.ndarray,
+def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d, dec, C: np.ndarray,
                   like: tuple, P: tuple, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
                   final_loss: np.ndarray, diverged: np.ndarray, hit, stream=None) -> Callable[[], None] | None:
     """Run blocks of configurations on an objective; host arrays in and out, as
@@ -383,7 +367,8 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, 
     the outputs in place, so the host can prepare the next chunk meanwhile.
     """
     dt = x.dtype.type
-    arrays = dict(x=x, s=s, m=m, a=a, d=d, dec=dec, C=C, seeds=seeds, tol=tol, loss_rec=loss_rec,
+    slot_names = [f"S{k}" for k in range(len(S))]
+    arrays = dict(x=x, **dict(zip(slot_names, S)), d=d, dec=dec, C=C, seeds=seeds, tol=tol, loss_rec=loss_rec,
                   x_rec=x_rec, final_loss=final_loss, diverged=diverged, hit=hit)
     own = stream is None
     if own:
@@ -398,7 +383,7 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, 
             dev[name] = cuda.to_device(np.ascontiguousarray(arr), stream=stream)
     dev_P = tuple(cuda.to_device(np.ascontiguousarray(p), stream=stream) if isinstance(p, np.ndarray) else p
                   for p in P)
-    args = (dev["x"], dev["s"], dev["m"], dev["a"], dev["d"], dev["dec"], dev["C"], dev_P, dt(1),
+    args = (dev["x"], tuple(dev[name] for name in slot_names) or (None,), dev["d"], dev["dec"], dev["C"], dev_P, dt(1),
             dt(0.5), dt(sigma), dev["seeds"], dt(fstar), dev["tol"], steps, every, dev["loss_rec"], dev["x_rec"],
             dev["final_loss"], dev["diverged"], dev["hit"])
     configs = x.shape[0] * x.shape[2]
@@ -410,7 +395,7 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, s, m, 
         kernel = _run_quadratic_wide_kernel(rule, _pattern(like), threads, x.dtype)
         kernel[configs, threads, stream](*args, cuda.device_array(x.shape, x.dtype, stream=stream))
     back = []
-    for name in _OUTPUTS:
+    for name in (*_OUTPUTS, *slot_names):
         if arrays[name] is not None:
             pinned = cuda.pinned_array(arrays[name].shape, arrays[name].dtype)
             dev[name].copy_to_host(pinned, stream=stream)

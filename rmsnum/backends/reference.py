@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from .. import rules
 from ..objectives import LinearRegression, Objective, Quadratic
-from ..optimizers import Adagrad, Adam, Momentum, Optimizer, OptimizerState, RMSProp, SGD
+
+if TYPE_CHECKING:  # the reference reads an optimizer's fields; it never imports the classes
+    from ..optimizers import Optimizer, OptimizerState
 
 
-def _rmsprop(opt: RMSProp, x, g, st: OptimizerState, t: int) -> None:
+def _rmsprop(opt: "Optimizer", x, g, st: "OptimizerState", t: int) -> None:
     lr, gamma, eps = opt.lr, opt.gamma, opt.eps
     if opt.weight_decay and not opt.decoupled_weight_decay:
         g = g + opt.weight_decay * x
@@ -45,37 +49,52 @@ def _rmsprop(opt: RMSProp, x, g, st: OptimizerState, t: int) -> None:
         x -= lr * (update + opt.momentum * st.m) if opt.nesterov else lr * st.m
 
 
-def _sgd(opt: SGD, x, g, st, t) -> None:
+def _sgd(opt, x, g, st, t) -> None:
     x -= opt.lr * g
 
 
-def _momentum(opt: Momentum, x, g, st, t) -> None:
+def _momentum(opt, x, g, st, t) -> None:
     st.m[...] = opt.beta * st.m + g
     x -= opt.lr * st.m
 
 
-def _adagrad(opt: Adagrad, x, g, st, t) -> None:
+def _adagrad(opt, x, g, st, t) -> None:
     st.s += g * g
     x -= opt.lr * g / np.sqrt(st.s + opt.eps)
 
 
-def _adam(opt: Adam, x, g, st, t) -> None:
+def _adam(opt, x, g, st, t) -> None:
+    """As ``torch.optim.Adam``/``AdamW`` document it, or Keras' ``Adam`` with ``eps_hat``."""
+    dt = x.dtype.type
+    if opt.weight_decay and not opt.decoupled_weight_decay:
+        g = g + opt.weight_decay * x
+    if opt.weight_decay and opt.decoupled_weight_decay:
+        x *= dt(1 - opt.lr * opt.weight_decay)
     st.m[...] = opt.beta1 * st.m + (1 - opt.beta1) * g
     st.s[...] = opt.beta2 * st.s + (1 - opt.beta2) * g * g
-    m_hat = st.m / x.dtype.type(1 - opt.beta1**t)
-    s_hat = st.s / x.dtype.type(1 - opt.beta2**t)
-    x -= opt.lr * m_hat / (np.sqrt(s_hat) + opt.eps)
+    v = st.s
+    if opt.amsgrad:
+        np.maximum(st.v_max, st.s, out=st.v_max)
+        v = st.v_max
+    if opt.eps_hat:  # Keras: alpha = lr sqrt(1 - beta2**t) / (1 - beta1**t); x -= m alpha / (sqrt(v) + eps)
+        alpha = dt(opt.lr * np.sqrt(1 - opt.beta2**t) / (1 - opt.beta1**t))
+        x -= st.m * alpha / (np.sqrt(v) + opt.eps)
+        return
+    m_hat = st.m / dt(1 - opt.beta1**t)
+    v_hat = v / dt(1 - opt.beta2**t)
+    x -= opt.lr * m_hat / (np.sqrt(v_hat) + opt.eps)
 
 
-_RULES = {RMSProp: _rmsprop, SGD: _sgd, Momentum: _momentum, Adagrad: _adagrad, Adam: _adam}
+_RULES = {"rmsprop": _rmsprop, "sgd": _sgd, "momentum": _momentum, "adagrad": _adagrad, "adam": _adam}
+"""Each rule of :data:`rmsnum.rules.REGISTRY`, by name, written independently of it."""
 
 
-def step(opt: Optimizer, x: np.ndarray, g: np.ndarray, state: OptimizerState) -> None:
+def step(opt: "Optimizer", x: np.ndarray, g: np.ndarray, state: "OptimizerState") -> None:
     """One in-place update of ``x`` and ``state`` (``state.t`` counts it)."""
     opt._check_step(x, g, state)
     state.t += 1
     with np.errstate(all="ignore"):
-        _RULES[type(opt)](opt, x, g, state, state.t)
+        _RULES[opt.name](opt, x, g, state, state.t)
 
 
 def gradient(objective: Quadratic | Objective, x: np.ndarray, t: int, seed: int) -> np.ndarray:
@@ -118,7 +137,7 @@ def simulate(opt: Optimizer, objective: Quadratic | Objective, X: np.ndarray, lo
                 return -1
             g = gradient(objective, x, t, seed)
             state.t += 1
-            _RULES[type(opt)](opt if per_step is None else per_step[t], x, g, state, state.t)
+            _RULES[opt.name](opt if per_step is None else per_step[t], x, g, state, state.t)
     return -1
 
 
@@ -140,7 +159,7 @@ def train(opt: Optimizer, problem: LinearRegression, params: np.ndarray, state: 
                     return t
                 g = np.append(Xb.T @ residual, np.sum(residual)) / len(rows)
                 state.t += 1
-                _RULES[type(opt)](opt, params, g, state, state.t)
+                _RULES[opt.name](opt, params, g, state, state.t)
                 t += 1
                 seen += len(rows)
                 if seen % every == 0:
