@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _validation as v
 from . import rules
+from ._config import ROWS_PER_CHUNK
 from .objectives import Objective, Quadratic
 from .optimizers import Optimizer, RMSProp
 from .simulate import Trajectory
@@ -24,8 +25,6 @@ from .results import SweepResult
 CONVERGED, ORBIT, STALLED, DIVERGED = 0, 1, 2, 3
 LABELS = ("converged", "orbit", "stalled", "diverged")
 """The names of the classes of :func:`classify`, indexed by their codes."""
-
-_ROWS_PER_CHUNK = 2_000_000  # bound on (configurations x candidate windows) held at once
 
 
 def leaky_average_weights(gamma: Any, steps: int = 40) -> np.ndarray:
@@ -239,7 +238,7 @@ def fit_rate(run: Trajectory | SweepResult, *, tolerance: float = 0.01, min_poin
     points = np.zeros(n_rows, np.int64)
     candidates = _candidate_ends(t.size)
     pairs = np.triu_indices(candidates.size, 1)
-    chunk = max(1, _ROWS_PER_CHUNK // max(1, pairs[0].size))
+    chunk = max(1, ROWS_PER_CHUNK // max(1, pairs[0].size))
     for lo in range(0, n_rows, chunk):
         rows = slice(lo, lo + chunk)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -794,10 +793,10 @@ def _factory(res: SweepResult) -> Any:
 
 def _optimizers(res: SweepResult) -> list[Optimizer]:
     """Every configuration's optimizer, in C order."""
-    from .sweep import _build, _hyper_kwargs
+    from .sweep.plan import build_optimizer, hyper_kwargs
 
     factory = _factory(res)
-    return [_build(factory, _hyper_kwargs(res.fixed, res.axes, index), f"configuration {index}")
+    return [build_optimizer(factory, hyper_kwargs(res.fixed, res.axes, index), f"configuration {index}")
             for index in np.ndindex(*res.shape)]
 
 

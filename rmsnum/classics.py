@@ -31,10 +31,11 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from . import _validation as v
+from ._config import CACHE, JIT_FASTMATH
 from .kernels import _callable_from_jitted_code
 from .objectives import Objective
 
-_jit = numba.njit(cache=True, error_model="numpy")
+_jit = numba.njit(cache=CACHE, error_model="numpy", fastmath=JIT_FASTMATH)
 
 
 def _const(x, c):

@@ -20,9 +20,7 @@ import sys
 import tokenize
 from typing import Any, Callable, Iterator, Sequence
 
-NO_WORKERS_TIMEOUT = "60s"
-"""A task of a cluster started here fails after waiting this long with no worker
-at all (Dask's ``distributed.scheduler.no-workers-timeout``), instead of forever."""
+from ._config import NO_WORKERS_TIMEOUT
 
 GUARD = 'if __name__ == "__main__":'
 

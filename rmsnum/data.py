@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from . import _validation as v
+from ._config import DOWNLOAD_TIMEOUT
 
 AIRFOIL_URL = "http://d2l-data.s3-accelerate.amazonaws.com/airfoil_self_noise.dat"
 AIRFOIL_SHA1 = "76e5be1548fd8222e5074cf0faae75edff8cf93f"
 AIRFOIL_FILENAME = "airfoil_self_noise.dat"
-DOWNLOAD_TIMEOUT = 30.0  # seconds
 _AIRFOIL_ROWS = 1500  # rows the chapter keeps
 _AIRFOIL_FEATURES = (
     "frequency [Hz]",

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ._config import READ_CHUNK_BYTES
 from .objectives import LinearRegression, Objective, Quadratic, known_f_star
 
 FORMAT = "rmsnum.SweepResult/1"
@@ -122,7 +123,7 @@ def _read_npy(member: Any, size: int, name: str) -> np.ndarray:
     view = memoryview(data)
     filled = 0
     while filled < nbytes:
-        got = member.readinto(view[filled:filled + (1 << 24)])
+        got = member.readinto(view[filled:filled + READ_CHUNK_BYTES])
         if not got:
             break
         filled += got

@@ -27,8 +27,10 @@ import numpy as np
 from . import _validation as v
 from .results import SweepResult, _item
 from .checkpoint import check_path
-from .sweep import (_check_backend, _check_factory, _default_chunk_size, _execute_plan, _grid_axes, _make_plan, _pack,
-                    _blocks, _provenance, _unpacker, in_slices)
+from .sweep.chunk import in_slices
+from .sweep.executors import check_backend, execute_plan, provenance
+from .sweep.layout import blocks, default_chunk_size, pack, unpacker
+from .sweep.plan import check_factory, grid_axes, make_plan
 from .objectives import LinearRegression
 from .optimizers import Optimizer, OptimizerState
 
@@ -390,7 +392,7 @@ class _TrainingSweep:
             sel = np.flatnonzero(seeds == seed)
             p0 = _initial(self.init, int(seed), problem)
             order = minibatch_order(problem.n, self.schedule.epochs, int(seed))
-            packed = _pack(plan, group, tuple(ix[sel] for ix in index),
+            packed = pack(plan, group, tuple(ix[sel] for ix in index),
                                   np.broadcast_to(p0, (sel.size, problem.dim)))
             nb, width = packed[0].shape[0], packed[0].shape[2]
             final_loss = np.empty((nb, width))
@@ -400,11 +402,11 @@ class _TrainingSweep:
             blocked = (*packed[:5], loss_rec, final_loss, diverged)
 
             def run(lo: int, hi: int) -> None:
-                p, S, d, dec, C, rec, fin, div = (_blocks(arr, lo, hi) for arr in blocked)
+                p, S, d, dec, C, rec, fin, div = (blocks(arr, lo, hi) for arr in blocked)
                 cpu.train(group.representative.rule, p, S, d, dec, C, packed[5], X, y, order,
                           self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar, rec, fin, div)()
             in_slices(nb, width, sel.size, run, report)
-            unpackers.append(_unpacker(out, members[sel], {
+            unpackers.append(unpacker(out, members[sel], {
                 "final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged, "loss": loss_rec}))
 
         def unpack() -> None:
@@ -475,7 +477,7 @@ def train_sweep(
     >>> res.final_loss.shape, res.loss.shape, res.loss_epochs[-1]
     ((3, 2), (3, 2, 3), np.float64(2.0))
     """
-    name, names = _check_factory(optimizer)
+    name, names = check_factory(optimizer)
     schedule, spec = _check_common(problem, batch_size, epochs, record_every, init)
     fixed = dict(fixed or {})
     for key in fixed:
@@ -483,22 +485,22 @@ def train_sweep(
             raise ValueError(f"fixed has unknown hyperparameter {key!r}; allowed: {names}")
     if isinstance(grid, dict) and "x0" in grid:
         raise ValueError("a training sweep has no 'x0' axis; the starting parameters come from init and seed")
-    axes = _grid_axes(grid, names, fixed, problem.dim)
+    axes = grid_axes(grid, names, fixed, problem.dim)
     if "seed" in axes and seed is not None:
         raise ValueError("give seed=None when the grid has a 'seed' axis")
     seed_value = v.seed("seed", seed) or 0
     if isinstance(backend, str) and backend == "cuda":
         raise ValueError("train_sweep runs on the CPU: backend must be 'cpu', 'dask' or a dask.distributed.Client")
-    _check_backend(backend)
-    chunk = (_default_chunk_size(problem.dim, np.dtype(np.float64), schedule.n_recorded - 1, 1, None)
+    check_backend(backend)
+    chunk = (default_chunk_size(problem.dim, np.dtype(np.float64), schedule.n_recorded - 1, 1, None)
              if chunk_size is None else v.integer("chunk_size", chunk_size))
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
     progress = v.boolean("progress", progress)
     checkpoint = check_path("checkpoint", checkpoint)
-    plan = _make_plan(optimizer, fixed, axes, problem, None, seed_value, schedule.steps,
+    plan = make_plan(optimizer, fixed, axes, problem, None, seed_value, schedule.steps,
                              schedule.record_every, None, problem.dtype, chunk, _TrainingSweep(schedule, spec))
-    out = _execute_plan(plan, name, backend, checkpoint, progress)
+    out = execute_plan(plan, name, backend, checkpoint, progress)
     shape = plan.shape
     training = {
         "batch_size": schedule.batch_size,
@@ -520,6 +522,6 @@ def train_sweep(
         fixed={k: _item(val) for k, val in fixed.items()},
         objective=problem,
         steps=schedule.steps,
-        provenance=_provenance(backend, problem.dtype, seed if "seed" not in axes else None, chunk),
+        provenance=provenance(backend, problem.dtype, seed if "seed" not in axes else None, chunk),
         training=training,
     )

@@ -24,8 +24,8 @@ from rmsnum.dask_executor import ClusterLostError, MainGuardError
 distributed = pytest.importorskip("dask.distributed")
 import dask  # after the importorskip
 
-sweep_module = importlib.import_module("rmsnum.sweep")
-REAL_RUN_CHUNK = sweep_module._run_chunk
+executors = importlib.import_module("rmsnum.sweep.executors")  # the chunk loop looks up run_chunk here
+REAL_RUN_CHUNK = executors.run_chunk
 X0 = (-5.0, -2.0)
 GRID = {"lr": [0.01, 0.05, 0.1, 0.2]}
 RELEASE = threading.Event()
@@ -89,7 +89,7 @@ def lose_after_the_first_chunk(monkeypatch, lose):
         yield from chunks
 
     monkeypatch.setattr(dask_executor, "execute", execute)
-    monkeypatch.setattr(sweep_module, "_run_chunk", first_chunk_then_wait)
+    monkeypatch.setattr(executors, "run_chunk", first_chunk_then_wait)
 
 
 # --------------------------------------------------------------------------- a cluster that loses its workers
@@ -106,22 +106,22 @@ def test_a_lost_cluster_is_one_clear_error_and_the_finished_chunks_are_kept(inpr
     with pytest.raises(ClusterLostError, match=r"lost its workers: 3 of 4 chunks did not finish \(chunks 1, 2, 3;"):
         run_sweep(backend=inproc_client, checkpoint=tmp_path / "ck")
     # Chunk 0 is in the checkpoint: resuming here computes only the others.
-    monkeypatch.setattr(sweep_module, "_run_chunk", only_chunks(1, 2, 3))
+    monkeypatch.setattr(executors, "run_chunk", only_chunks(1, 2, 3))
     resumed = run_sweep(checkpoint=tmp_path / "ck")
     np.testing.assert_array_equal(resumed.final_x, expected.final_x)
 
 
 def test_a_chunk_that_kills_its_workers_lets_the_others_finish(inproc_client, monkeypatch, tmp_path):
     expected = run_sweep()
-    monkeypatch.setattr(sweep_module, "_run_chunk", chunk_one_kills_its_workers)
+    monkeypatch.setattr(executors, "run_chunk", chunk_one_kills_its_workers)
     with pytest.raises(ClusterLostError, match=r"1 of 4 chunks did not finish \(chunks 1; Dask said KilledWorker"):
         run_sweep(backend=inproc_client, checkpoint=tmp_path / "ck")
-    monkeypatch.setattr(sweep_module, "_run_chunk", only_chunks(1))
+    monkeypatch.setattr(executors, "run_chunk", only_chunks(1))
     np.testing.assert_array_equal(run_sweep(checkpoint=tmp_path / "ck").final_x, expected.final_x)
 
 
 def test_an_error_of_the_chunk_itself_is_raised_as_it_is(inproc_client, monkeypatch):
-    monkeypatch.setattr(sweep_module, "_run_chunk", chunk_one_fails)
+    monkeypatch.setattr(executors, "run_chunk", chunk_one_fails)
     with pytest.raises(ZeroDivisionError, match="chunk 1 went wrong"):
         run_sweep(backend=inproc_client)
 

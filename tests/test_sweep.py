@@ -1,6 +1,5 @@
 """sweep(): grids, bit-identity with simulate, outputs, divergence, progress, Dask, bad input (checkpoints: test_checkpoint.py)."""
 
-import importlib
 import os
 import subprocess
 import sys
@@ -12,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rmsnum as rn
-
-sweep_module = importlib.import_module("rmsnum.sweep")  # rn.sweep is the function
+from rmsnum import _config
+from rmsnum.sweep import chunk as chunk_module
+from rmsnum.sweep import executors, layout
 
 X0 = (-5.0, -2.0)
 DENSE = rn.Quadratic([[2.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2, 3.0]], b=[1.0, -1.0, 0.5])
@@ -183,8 +183,8 @@ def test_to_xarray():
 
 
 def test_results_that_do_not_fit_raise_before_running(monkeypatch):
-    monkeypatch.setattr(sweep_module, "_available_memory", lambda: 10 * 2**20)
-    monkeypatch.setattr(sweep_module, "_run_chunk", lambda *a: pytest.fail("must not run"))
+    monkeypatch.setattr(executors, "available_memory", lambda: 10 * 2**20)
+    monkeypatch.setattr(executors, "run_chunk", lambda *a: pytest.fail("must not run"))
     with pytest.raises(MemoryError, match="record="):
         rn.sweep(rn.SGD, rn.quadratic_2d(), X0, 10_000, {"lr": np.linspace(0.01, 0.1, 1000)}, record="loss",
                  progress=False)
@@ -250,14 +250,14 @@ def test_progress_moves_within_a_one_chunk_sweep_and_changes_nothing(monkeypatch
     quiet = run(False)
     fake = _Terminal()
     monkeypatch.setattr(sys, "stderr", fake)
-    monkeypatch.setattr(sweep_module, "SLICE_SECONDS", 0.0)
-    real_bar = sweep_module._progress_bar
+    monkeypatch.setattr(chunk_module, "SLICE_SECONDS", 0.0)
+    real_bar = executors._progress_bar
 
     def redraw_every_update(*args):
         bar = real_bar(*args)
         bar.mininterval, bar.miniters, bar.dynamic_miniters = 0, 1, False  # tqdm redraws at most 10/s
         return bar
-    monkeypatch.setattr(sweep_module, "_progress_bar", redraw_every_update)
+    monkeypatch.setattr(executors, "_progress_bar", redraw_every_update)
     shown = run(True)
     assert shown.provenance["chunk_size"] >= quiet.final_loss.size  # one chunk
     counts = _counts(fake.buffer.getvalue())
@@ -339,7 +339,7 @@ BAD = [
 
 @pytest.mark.parametrize("change, error, match", BAD)
 def test_bad_input_raises_before_any_work(change, error, match, monkeypatch, tmp_path):
-    monkeypatch.setattr(sweep_module, "_run_chunk", lambda *a: pytest.fail("must not run"))
+    monkeypatch.setattr(executors, "run_chunk", lambda *a: pytest.fail("must not run"))
     with pytest.raises(error, match=match):
         rn.sweep(**{**GOOD, **change}, checkpoint=tmp_path / "ckpt", progress=False)
     assert not (tmp_path / "ckpt").exists()
@@ -402,7 +402,7 @@ def test_float32_sweep_kernel_does_no_float64_arithmetic():
 
 def test_default_chunk_keeps_recorded_curves_bounded():
     f64 = np.dtype(np.float64)
-    assert sweep_module._default_chunk_size(2, f64, 1000, None, None) == sweep_module.MAX_CHUNK_SIZE
-    chunk = sweep_module._default_chunk_size(2, f64, 100_000, 1, None)
-    assert chunk % 64 == 0 and chunk * 100_001 * 8 <= sweep_module.CHUNK_BYTES
-    assert sweep_module._default_chunk_size(2, f64, 10**9, 1, None) == 64
+    assert layout.default_chunk_size(2, f64, 1000, None, None) == _config.MAX_CHUNK_SIZE
+    size = layout.default_chunk_size(2, f64, 100_000, 1, None)
+    assert size % 64 == 0 and size * 100_001 * 8 <= _config.CHUNK_BYTES
+    assert layout.default_chunk_size(2, f64, 10**9, 1, None) == 64

@@ -2,10 +2,13 @@
 
 Numba's cache checks only the source file of the kernel itself, but our
 kernels inline the scalar rules from :mod:`rmsnum.rules`, the operators of
-:mod:`._neutral_types` and the helpers of :mod:`._parts`. This locator adds a
-digest of those sources to the cache's freshness stamp, so editing a rule
-invalidates every cached kernel that compiled it. It applies only to files of
-the ``rmsnum`` package; every other function keeps Numba's own locators.
+:mod:`._neutral_types` and the helpers of :mod:`._parts`, and compile with the
+constants of :mod:`rmsnum._config`. This locator adds a digest of those
+sources to the cache's freshness stamp, so editing a rule invalidates every
+cached kernel that compiled it; the stamp also carries the
+``RMSNUM_FASTMATH`` flag, which Numba's index key does not see. It applies
+only to files of the ``rmsnum`` package; every other function keeps Numba's
+own locators.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 from numba.core import caching
 
+from .._config import FASTMATH
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # Sources compiled into kernels besides the kernel's own file.
 COMPILED_SOURCES = (
@@ -22,6 +27,7 @@ COMPILED_SOURCES = (
     PACKAGE_DIR / "backends" / "_neutral_types.py",
     PACKAGE_DIR / "backends" / "_parts.py",
     PACKAGE_DIR / "classics.py",  # the built-in objectives, compiled into their kernels
+    PACKAGE_DIR / "_config.py",  # the constants and fast-math flags the kernels compile with
 )
 
 
@@ -41,7 +47,7 @@ class _RulesAware:
         return super().from_function(py_func, py_file)
 
     def get_source_stamp(self):
-        return (super().get_source_stamp(), sources_digest())
+        return (super().get_source_stamp(), sources_digest(), FASTMATH)
 
 
 class UserProvidedRulesLocator(_RulesAware, caching.UserProvidedCacheLocator):

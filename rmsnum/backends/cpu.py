@@ -51,17 +51,7 @@ from ._parts import _gather, _get, _objective_value, _quadratic_value, _slots_at
 
 _cache.install()
 
-PARALLEL_THRESHOLD = 1 << 16
-"""Arrays with at least this many elements are stepped with ``prange`` (under a
-thread-safe threading layer, see :func:`thread_safe_layer`)."""
-
-MAX_UNROLLED_DIM = 8
-"""Quadratics of up to this many coordinates get a kernel compiled for their dimension."""
-
-LANES = 64
-"""Configurations per block of the multi-configuration kernel: they move through
-each step together in SIMD lanes. A single trajectory runs in a serial
-instance with one lane."""
+from .._config import CACHE, JIT_FASTMATH, LANES, MAX_UNROLLED_DIM, PARALLEL_THRESHOLD
 
 
 @functools.cache
@@ -80,7 +70,7 @@ def _step_template(x, g, S, r1, r2, c):
         _update(x, g, i, S, r1, r2, c)  # noqa: F821 - bound per rule by _instantiate
 
 
-_jit = functools.partial(numba.njit, error_model="numpy")
+_jit = functools.partial(numba.njit, error_model="numpy", fastmath=JIT_FASTMATH)
 _gaussian = compile_plain(rules.gaussian, _jit)
 _debias = compile_plain(rules.debias, _jit)
 
@@ -379,7 +369,7 @@ def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lane
         suffix += f"_{lanes}x{dim}{objective}"
     # A distinct qualname gives each (template, rule, mode) its own cache file.
     fn.__qualname__ = f"{template.__name__.replace('_template', '')}__{rule.__name__}__{suffix}"
-    return numba.njit(cache=cache, error_model="numpy", **jit_options)(fn)
+    return numba.njit(cache=cache and CACHE, error_model="numpy", fastmath=JIT_FASTMATH, **jit_options)(fn)
 
 
 @functools.cache

@@ -45,15 +45,7 @@ from .._validation import on_device
 from ._compile import compile_plain, rebind
 from ._parts import _copy_slots, _gather, _get, _objective_value, _quadratic_value, _row, _store, _views, element_update
 
-THREADS_PER_BLOCK = 128
-"""Threads per CUDA block of every kernel, a power of 2 (tests lower it so launches span several blocks)."""
-
-STEP_BLOCKS = 8192
-"""At most this many blocks for ``step``; each thread strides over the rest."""
-
-WIDE_DIM = 16
-"""Quadratics with more coordinates than this run one CUDA block per configuration, its
-threads sharing the coordinates, instead of one thread per configuration."""
+from .._config import STEP_BLOCKS, THREADS_PER_BLOCK, WIDE_DIM
 
 INSTALL_HINT = 'pip install "rmsnum[cuda]" (numba-cuda with the CUDA 13 toolkit wheels)'
 

@@ -1,0 +1,108 @@
+"""How a sweep's configurations lie in memory: blocks of SIMD lanes, and how many fit in a chunk.
+
+The kernels take every per-configuration array as blocks of
+:data:`rmsnum._config.LANES` lanes, shape ``(blocks, ..., lanes)``; this module
+packs a group's starting points, state slots and coefficients into that layout
+(:func:`pack`), slices and unpacks it, and sizes chunks from the bytes their
+results need (:func:`default_chunk_size`, :func:`result_nbytes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._config import CHUNK_BYTES, LANES, MAX_CHUNK_SIZE
+from .._neutral import Neutral
+from .plan import Group, Plan, columnar
+
+
+def blocked(column: np.ndarray, nb: int, width: int) -> np.ndarray:
+    """(count, ...) per-configuration values -> (blocks, ..., width), padding with the last one."""
+    count = column.shape[0]
+    padded = np.concatenate([column, np.repeat(column[-1:], nb * width - count, axis=0)])
+    return np.ascontiguousarray(np.moveaxis(padded.reshape((nb, width) + column.shape[1:]), 1, -1))
+
+
+def _unblocked(arr: np.ndarray, count: int) -> np.ndarray:
+    return np.moveaxis(arr, -1, 1).reshape((arr.shape[0] * arr.shape[-1],) + arr.shape[1:-1])[:count]
+
+
+def pack(plan: Plan, group: Group, index: tuple[np.ndarray, ...], x0: np.ndarray) -> tuple:
+    """Blocks of the starting points ``x0`` (count, n) and of the optimizer state
+    and coefficients of the configurations at ``index``: ``(x, S, d, dec, C, like)``, ``S`` the
+    tuple of the rule's state slots (None for one the group's optimizers do not keep),
+    as the kernels take them."""
+    from ..backends import cpu
+
+    dt = plan.dtype
+    count, n = x0.shape
+    width = cpu.LANES
+    nb = -(-count // width)
+    opt = columnar(plan, group, index)
+
+    def column(value: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), (count,)).astype(dt)
+
+    x = blocked(x0.astype(dt), nb, width)
+    slots = tuple(blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
+                  if slot in group.representative.slots else None for slot in opt.spec.slots)
+    decays = opt._decays()
+    d = dec = None
+    if decays is not None:
+        d = np.zeros((nb, 2, width), dt)
+        dec = blocked(np.stack([column(c) for c in decays], axis=1), nb, width)
+    like = group.representative.coefficients(dt)
+    numeric = [column(c) for c in opt._coefficients() if not isinstance(c, Neutral)]
+    C = blocked(np.stack(numeric, axis=1) if numeric else np.empty((count, 0), dt), nb, width)
+    return (x, slots, d, dec, C, like)
+
+
+def unpacker(out: dict[str, np.ndarray], members: np.ndarray, blocked: dict[str, np.ndarray]) -> Callable[[], None]:
+    """A function that copies blocked kernel outputs (name -> array) into ``out`` at ``members``."""
+    def unpack() -> None:
+        for key, arr in blocked.items():
+            if arr is not None:
+                out[key][members] = _unblocked(arr, members.size)
+    return unpack
+
+
+def blocks(arr: Any, lo: int, hi: int) -> Any:
+    """Blocks lo..hi of a blocked array (a C-contiguous view), or None for None; of each
+    array of a tuple (the state slots)."""
+    if isinstance(arr, tuple):
+        return tuple(blocks(item, lo, hi) for item in arr)
+    return None if arr is None else arr[lo:hi]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _bytes_per_config(dim: int, dtype: np.dtype, n_recorded: int, tol: np.ndarray | None) -> int:
+    per_config = (dim + 1 + n_recorded) * dtype.itemsize + 8
+    return per_config + (0 if tol is None else tol.size * 8)
+
+
+def result_nbytes(plan: Plan) -> int:
+    """Bytes the result arrays of a sweep will take."""
+    return plan.size * _bytes_per_config(plan.objective.dim, plan.dtype, plan.n_recorded, plan.tol)
+
+
+def default_chunk_size(dim: int, dtype: np.dtype, steps: int, every: int | None, tol: np.ndarray | None,
+                       largest: int = MAX_CHUNK_SIZE) -> int:
+    """Configurations per chunk: at most ``largest``, fewer when their results would pass
+    :data:`rmsnum._config.CHUNK_BYTES`; a multiple of the lanes of a block."""
+    n_recorded = 0 if every is None else steps // every + 1
+    fit = CHUNK_BYTES // _bytes_per_config(dim, dtype, n_recorded, tol)
+    return max(LANES, min(largest, fit) // LANES * LANES)
