@@ -428,13 +428,14 @@ def test_adam_options_in_a_sweep_equal_simulate():
     configuration of the sweep equals simulate of that optimizer bit for bit."""
     objective = rn.Quadratic([0.5, 2.0, 8.0], [1.0, -1.0, 0.5])
     x0 = (1.0, 2.0, -1.0)
-    res = rn.sweep(rn.Adam, objective, x0, 40, ADAM_GRID, record=8, progress=False)
+    # beta2 0.9: s follows the shrinking gradients near the optimum, so its running maximum differs
+    res = rn.sweep(rn.Adam, objective, x0, 40, ADAM_GRID, {"beta2": 0.9}, record=8, progress=False)
     assert res.shape == (2, 2, 2, 2)
     for index in np.ndindex(res.shape):
-        traj = rn.simulate(rn.Adam(**res.config(index)), objective, x0, 40)
+        traj = rn.simulate(rn.Adam(**res.config(index), beta2=0.9), objective, x0, 40)
         np.testing.assert_array_equal(res.final_x[index], traj.x[-1], err_msg=str(res.config(index)))
         np.testing.assert_array_equal(res.loss[index], traj.loss[res.loss_steps])
-    plain, amsgrad = res.final_x[0, 0, 0, 0], res.final_x[0, 1, 0, 0]
+    plain, amsgrad = res.final_x[1, 0, 0, 0], res.final_x[1, 1, 0, 0]
     assert not np.array_equal(plain, amsgrad)  # the running maximum changes the run
 
 

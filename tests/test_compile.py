@@ -1,0 +1,64 @@
+"""The compile budget: changing only hyperparameter values (or the start, the step count, the
+seeds) never compiles a kernel again; only an option pattern, a rule, a dtype or a shape class does.
+
+Compilations are counted with Numba's own event stream (``numba:compile``, one START event per
+signature compiled, including the helpers a kernel compiles on first use; a kernel loaded from
+the disk cache fires none)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba.core import event
+
+import rmsnum as rn
+
+
+def compiles(run) -> list[str]:
+    """The dispatchers compiled while ``run()`` runs (one name per signature)."""
+    with event.install_recorder("numba:compile") as recorder:
+        run()
+    return [str(e.data.get("dispatcher")) for _, e in recorder.buffer if e.status == event.EventStatus.START]
+
+
+Q3 = rn.Quadratic([0.5, 2.0, 8.0], [1.0, -1.0, 0.5])
+
+
+@pytest.mark.parametrize("factory, first, second, fixed", [
+    (rn.RMSProp, {"lr": [0.1, 0.2], "gamma": [0.9]}, {"lr": [0.3, 0.5, 0.7], "gamma": [0.8, 0.95]},
+     {"momentum": 0.5, "centered": True}),
+    (rn.Adam, {"lr": [0.01, 0.1]}, {"lr": [0.2], "beta1": [0.0, 0.5], "beta2": [0.9, 0.99]}, {"amsgrad": True}),
+])
+def test_two_sweeps_with_other_values_compile_once(factory, first, second, fixed):
+    kwargs = dict(record="loss", tol=[1e-3], progress=False)
+    rn.sweep(factory, Q3, (1.0, 2.0, -1.0), 30, first, fixed, **kwargs)  # compiles, or loads from the cache
+    again = compiles(lambda: rn.sweep(factory, Q3, (0.5, -1.0, 2.0), 45, second, fixed, **kwargs))
+    assert again == [], f"a sweep with other values compiled {again}"
+
+
+def test_two_simulate_calls_with_other_values_compile_once():
+    opt = rn.RMSProp(lr=0.1, momentum=0.5, weight_decay=0.01)
+    rn.simulate(opt, Q3, (1.0, 2.0, -1.0), 20)
+    other = rn.RMSProp(lr=0.37, gamma=0.8, eps=1e-4, momentum=0.9, weight_decay=0.2)
+    again = compiles(lambda: rn.simulate(other, Q3, (3.0, 0.0, 1.0), 55))
+    assert again == [], f"simulate with other values compiled {again}"
+    x = np.linspace(-1, 1, 5)
+    state = opt.init(x)
+    opt.step(x, x.copy(), state)
+    assert compiles(lambda: other.step(x, x.copy(), state)) == []
+
+
+def test_an_option_pattern_is_a_compilation_of_its_own():
+    """The counter does see compilations: a pattern not compiled before in this process
+    (the kernels of a user objective are never cached on disk) compiles."""
+    obj = rn.Objective(_square, _square_grad, dim=1, minimum=(0.0,))
+    fresh = compiles(lambda: rn.simulate(rn.SGD(lr=0.1), obj, (1.0,), 3))
+    assert fresh, "the counter saw no compilation: the test is broken"
+
+
+def _square(x):
+    return x[0] * x[0]
+
+
+def _square_grad(x, out):
+    out[0] = 2 * x[0]
