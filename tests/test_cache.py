@@ -39,7 +39,7 @@ def test_editing_a_rule_invalidates_cached_kernels(tmp_path):
 
     rules = tmp_path / "rmsnum" / "rules.py"
     source = rules.read_text()
-    edited = source.replace("return x - lr * g, s, m, g_avg", "return x - (lr + lr) * g, s, m, g_avg")
+    edited = source.replace("return x - lr * g\n", "return x - (lr + lr) * g\n")
     assert edited != source
     rules.write_text(edited)
     after_edit = _run(tmp_path)
