@@ -606,7 +606,7 @@ def test_objective_kernels_compile_to_ptx(nvvm, hopper):
             functions, P = objective._kernel_form(dtype, "cuda")
             kernel = cuda_backend._run_objective_kernel(opt.rule, cuda_backend._pattern(like), objective.dim,
                                                         np.dtype(dtype), functions)
-            ptx = _ptx(kernel, (*args[:7], P, *args[8:]))
+            ptx = _ptx(kernel, (*args[:5], P, *args[6:]))  # P follows x, S, d, dec, C
             assert "sqrt" in ptx
             if objective is not user:
                 assert (".f64" in ptx) == (dtype == "float64"), f"{objective.name} {dtype}"
