@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _validation as v
+from ._config import MAX_CHUNK_SIZE, MAX_CUDA_CHUNK_SIZE
 from .results import SweepResult, _item
 from .checkpoint import check_path
 from .sweep.chunk import in_slices
@@ -34,7 +35,7 @@ from .sweep.plan import check_factory, grid_axes, make_plan
 from .objectives import LinearRegression
 from .optimizers import Optimizer, OptimizerState
 
-BACKENDS = ("cpu", "reference")
+BACKENDS = ("cpu", "cuda", "reference")
 DEFAULT_INIT = "normal(0, 0.01)"
 _NORMAL = re.compile(r"^\s*normal\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)\s*$")
 
@@ -246,10 +247,11 @@ def train(
     """Train a linear regression with minibatches, as the chapter's ``train_ch11``.
 
     The whole run (every epoch, every minibatch, the recorded losses) is one
-    call of a compiled kernel; ``backend="reference"`` runs a plain NumPy loop
-    instead (the oracle of the tests). Any optimizer works: every rule, option
-    and framework preset. A run whose minibatch loss stops being finite stops
-    there and is reported through ``diverged_at``; it never raises.
+    call of a compiled kernel, on the CPU or (``backend="cuda"``) on the GPU;
+    ``backend="reference"`` runs a plain NumPy loop instead (the oracle of the
+    tests). Any optimizer works: every rule, option and framework preset. A
+    run whose minibatch loss stops being finite stops there and is reported
+    through ``diverged_at``; it never raises.
 
     Parameters
     ----------
@@ -269,7 +271,12 @@ def train(
     init : str or array_like, default "normal(0, 0.01)"
         ``"normal(mean, std)"`` weights with bias 0 (the chapter), ``"zeros"``,
         or the d + 1 starting parameters (w..., b).
-    backend : {"cpu", "reference"}
+    backend : {"cpu", "cuda", "reference"}
+        ``"cuda"`` runs the same kernel on the GPU (``pip install "rmsnum[cuda]"``
+        and a GPU), with the CPU's minibatch order, starting parameters and
+        arithmetic order; fused multiply-adds make it agree with ``"cpu"`` within
+        a few ulp per update rather than bit for bit. ``sec_per_epoch`` then
+        includes the copies of the results back to the host.
 
     Returns
     -------
@@ -298,6 +305,10 @@ def train(
     seed_value = v.seed("seed", seed) or 0
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "cuda":
+        from .backends import cuda
+
+        cuda.require()
     dt = problem.dtype
     opt.check_dtype(dt)
     initial = _initial(spec, seed_value, problem)
@@ -305,8 +316,8 @@ def train(
     state = opt.init_like((problem.dim,), dt)
     params = initial.copy()
     loss = np.full(schedule.n_recorded, np.nan)
-    if backend == "cpu":
-        diverged, final_loss, elapsed = _train_compiled(opt, problem, schedule, params, state, order, loss)
+    if backend in ("cpu", "cuda"):
+        diverged, final_loss, elapsed = _train_compiled(backend, opt, problem, schedule, params, state, order, loss)
     else:
         from .backends import reference
 
@@ -336,21 +347,25 @@ def train(
     )
 
 
-def _train_compiled(opt: Optimizer, problem: LinearRegression, schedule: _Schedule, params: np.ndarray,
-                    state: OptimizerState, order: np.ndarray, loss: np.ndarray) -> tuple[int, float, float]:
-    """One configuration through the training kernel (one lane, serial); ``params``,
-    ``state`` and ``loss`` are updated. Returns (diverged update or -1, final loss, seconds)."""
-    from .backends import cpu
+def _train_compiled(backend: str, opt: Optimizer, problem: LinearRegression, schedule: _Schedule,
+                    params: np.ndarray, state: OptimizerState, order: np.ndarray,
+                    loss: np.ndarray) -> tuple[int, float, float]:
+    """One configuration through the training kernel of ``backend`` ("cpu": one
+    lane, serial; "cuda": one thread); ``params``, ``state`` and ``loss`` are
+    updated. Returns (diverged update or -1, final loss, seconds)."""
+    import importlib
+
     from .simulate import _finish_lane, _lane_arguments
 
+    kernels = importlib.import_module(f".backends.{backend}", __package__)
     n = problem.dim
     p = params.reshape(1, n, 1)
     slots, d, dec, C, like = _lane_arguments(opt, state)
     final_loss = np.empty((1, 1))
     diverged = np.empty((1, 1), np.int64)
     X, y, H, pstar, fstar = _kernel_inputs(problem)
-    run = cpu.train(opt.rule, p, slots, d, dec, C, like, X, y, order, schedule.batch_size, schedule.record_every,
-                    H, pstar, fstar, loss.reshape(1, loss.size, 1), final_loss, diverged)
+    run = kernels.train(opt.rule, p, slots, d, dec, C, like, X, y, order, schedule.batch_size,
+                        schedule.record_every, H, pstar, fstar, loss.reshape(1, loss.size, 1), final_loss, diverged)
     start = time.perf_counter()
     run()
     elapsed = time.perf_counter() - start
@@ -376,18 +391,21 @@ class _TrainingSweep:
         return (self.schedule, self.init)
 
     def start_group(self, plan: Any, group: Any, index: tuple[np.ndarray, ...], members: np.ndarray,
-                    out: dict[str, np.ndarray], report: Callable[[int], Any] | None) -> Callable[[], None]:
+                    out: dict[str, np.ndarray], stream: Any, report: Callable[[int], Any] | None
+                    ) -> Callable[[], None]:
         """Run one group's configurations, one kernel call per seed (all lanes
-        of a call see the same minibatches), in slices of blocks when progress is
-        reported (``report(n)`` after each slice of n configurations); returns the
-        unpacking step."""
+        of a call see the same minibatches): on the CPU (``stream`` None) here
+        and now, in slices of blocks when progress is reported (``report(n)``
+        after each slice of n configurations); on the GPU enqueued on the
+        ``numba.cuda`` ``stream``. Returns the finishing step, which waits for
+        the GPU and unpacks the outputs."""
         from .backends import cpu
 
         problem = plan.objective
         names = list(plan.axes)
         seeds = (plan.axes["seed"][index[names.index("seed")]] if "seed" in plan.axes
                  else np.full(members.size, plan.seed, np.uint64))
-        unpackers = []
+        unpackers, waits = [], []
         for seed in np.unique(seeds):
             sel = np.flatnonzero(seeds == seed)
             p0 = _initial(self.init, int(seed), problem)
@@ -400,19 +418,28 @@ class _TrainingSweep:
             loss_rec = np.full((nb, self.n_recorded, width), np.nan)
             X, y, H, pstar, fstar = _kernel_inputs(problem)
             blocked = (*packed[:5], loss_rec, final_loss, diverged)
+            schedule = (X, y, order, self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar)
+            rule = group.representative.rule
+            if stream is None:
+                def run(lo: int, hi: int) -> None:
+                    p, S, d, dec, C, rec, fin, div = (blocks(arr, lo, hi) for arr in blocked)
+                    cpu.train(rule, p, S, d, dec, C, packed[5], *schedule, rec, fin, div)()
+                in_slices(nb, width, sel.size, run, report)
+            else:
+                from .backends import cuda
 
-            def run(lo: int, hi: int) -> None:
-                p, S, d, dec, C, rec, fin, div = (blocks(arr, lo, hi) for arr in blocked)
-                cpu.train(group.representative.rule, p, S, d, dec, C, packed[5], X, y, order,
-                          self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar, rec, fin, div)()
-            in_slices(nb, width, sel.size, run, report)
+                p, S, d, dec, C, rec, fin, div = blocked
+                waits.append(cuda.train(rule, p, S, d, dec, C, packed[5], *schedule, rec, fin, div, count=sel.size,
+                                        stream=stream)())
             unpackers.append(unpacker(out, members[sel], {
                 "final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged, "loss": loss_rec}))
 
-        def unpack() -> None:
+        def finish() -> None:
+            for wait in waits:
+                wait()
             for unpack_seed in unpackers:
                 unpack_seed()
-        return unpack
+        return finish
 
 
 def train_sweep(
@@ -434,11 +461,13 @@ def train_sweep(
     """Train every combination of ``grid``'s values, each a whole :func:`train` run.
 
     The machinery of :func:`rmsnum.sweep` (groups, chunks, checkpoints, Dask,
-    progress) runs the training kernel: configurations move through every
-    minibatch together in SIMD lanes, blocks of them in parallel on all cores.
+    progress) runs the training kernel: on the CPU, configurations move through
+    every minibatch together in SIMD lanes, blocks of them in parallel on all
+    cores; on the GPU (``backend="cuda"``), one thread per configuration.
     Every configuration sees the same minibatch order and starting
     parameters (those of ``seed``), unless the grid has a ``"seed"`` axis;
-    each configuration's numbers equal :func:`train`'s bit for bit.
+    each configuration's numbers equal :func:`train`'s on the same backend
+    bit for bit.
 
     Parameters
     ----------
@@ -456,7 +485,10 @@ def train_sweep(
         The seed of every configuration when there is no ``"seed"`` axis (0 if None).
     record_every : int, default 200
     init : str or array_like, default "normal(0, 0.01)"
-    backend : "cpu", "dask" or a dask.distributed.Client
+    backend : "cpu", "cuda", "dask" or a dask.distributed.Client
+        ``"cuda"`` runs each chunk on the GPU (``pip install "rmsnum[cuda]"``),
+        agreeing with ``"cpu"`` within a few ulp per update (fused
+        multiply-adds) and with the same ``diverged_at``, as in :func:`train`.
     chunk_size, checkpoint, progress
         As in :func:`rmsnum.sweep`.
 
@@ -489,10 +521,9 @@ def train_sweep(
     if "seed" in axes and seed is not None:
         raise ValueError("give seed=None when the grid has a 'seed' axis")
     seed_value = v.seed("seed", seed) or 0
-    if isinstance(backend, str) and backend == "cuda":
-        raise ValueError("train_sweep runs on the CPU: backend must be 'cpu', 'dask' or a dask.distributed.Client")
     check_backend(backend)
-    chunk = (default_chunk_size(problem.dim, np.dtype(np.float64), schedule.n_recorded - 1, 1, None)
+    largest = MAX_CUDA_CHUNK_SIZE if isinstance(backend, str) and backend == "cuda" else MAX_CHUNK_SIZE
+    chunk = (default_chunk_size(problem.dim, np.dtype(np.float64), schedule.n_recorded - 1, 1, None, largest)
              if chunk_size is None else v.integer("chunk_size", chunk_size))
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")

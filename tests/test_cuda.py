@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from conftest import OPTIMIZERS, RTOL
 from numba.core import config
+from test_training import small_problem
 
 import rmsnum as rn
 from rmsnum.backends import cpu
@@ -104,6 +105,9 @@ CUDA_CALLS = {
     "simulate": lambda: rn.simulate(rn.RMSProp(lr=0.1), rn.quadratic_2d(), (-5, -2), 5, backend="cuda"),
     "init": lambda: rn.RMSProp(lr=0.1).init(DeviceLike()),
     "step": lambda: rn.RMSProp(lr=0.1).step(DeviceLike(), DeviceLike(), None),
+    "train": lambda: rn.train(rn.RMSProp(lr=0.01), small_problem(), 10, 1, backend="cuda"),
+    "train_sweep": lambda: rn.train_sweep(rn.RMSProp, small_problem(), 10, 1, {"lr": [0.01]}, backend="cuda",
+                                          progress=False),
 }
 
 
@@ -355,6 +359,63 @@ def test_rmsprop_with_eps_outside_and_bias_correction_is_adam_without_momentum(c
     _compare_sweeps(res_r, res_a, dtype)
 
 
+# --------------------------------------------------------------------------- training
+
+# Centered RMSProp with momentum (preset-torch), bias correction (rmsprop-everything), Adam with
+# AMSGrad (preset-adam-torch), a rule without slots (sgd) and the chapter's RMSProp.
+TRAIN_OPTIMIZERS = ["rmsprop", "preset-torch", "rmsprop-everything", "preset-adam-torch", "sgd"]
+TRAIN_KWARGS = dict(batch_size=8, epochs=3, seed=5, record_every=16)  # 97 rows: each epoch ends with 1
+
+
+@cuda
+@pytest.mark.parametrize("name", TRAIN_OPTIMIZERS)
+def test_train_matches_the_cpu(name, dtype):
+    problem = small_problem(dtype)
+    gpu = rn.train(OPTIMIZERS[name], problem, backend="cuda", **TRAIN_KWARGS)
+    ref = rn.train(OPTIMIZERS[name], problem, **TRAIN_KWARGS)
+    assert gpu.diverged_at is None and ref.diverged_at is None
+    assert gpu.provenance["backend"] == "cuda" and gpu.w.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(gpu.initial, ref.initial)  # the same start and (host-side) minibatch order
+    assert_close_run(gpu.w, ref.w, dtype)
+    assert_close_run(np.asarray(gpu.b), np.asarray(ref.b), dtype)
+    assert_close_run(gpu.loss_curve, ref.loss_curve, dtype)  # float64, from parameters in the working dtype
+    assert_close_run(np.asarray(gpu.final_loss), np.asarray(ref.final_loss), dtype)
+    for slot in ref.state.slots:
+        assert_close_run(getattr(gpu.state, slot), getattr(ref.state, slot), dtype)
+    assert gpu.state.t == ref.state.t == gpu.steps
+    assert_close_run(np.array([gpu.state.d1, gpu.state.d2]), np.array([ref.state.d1, ref.state.d2]), dtype)
+
+
+@cuda
+def test_train_reports_divergence_as_the_cpu_does(dtype):
+    problem = small_problem(dtype)
+    gpu = rn.train(rn.SGD(lr=1e10), problem, 10, 2, record_every=10, backend="cuda")
+    ref = rn.train(rn.SGD(lr=1e10), problem, 10, 2, record_every=10)
+    assert ref.diverged_at is not None and gpu.diverged_at == ref.diverged_at
+    assert not np.isfinite(gpu.final_loss) and np.isnan(gpu.loss_curve[gpu.diverged_at:]).all()
+    assert_close_run(gpu.loss_curve, ref.loss_curve, dtype)
+    assert_close_run(np.append(gpu.w, gpu.b), np.append(ref.w, ref.b), dtype)  # the parameters at divergence
+    assert gpu.state.t == ref.state.t == ref.diverged_at
+
+
+@cuda
+def test_train_sweep_matches_the_cpu(dtype):
+    """Two chunks in flight on two streams, a diverging configuration, and a seed axis."""
+    problem = small_problem(dtype)
+    kwargs = dict(batch_size=8, epochs=2, record_every=16, progress=False, chunk_size=3)
+    grid = {"lr": [0.05, 1e10], "beta": [0.0, 0.9]}
+    gpu = rn.train_sweep(rn.Momentum, problem, grid=grid, backend="cuda", **kwargs)
+    ref = rn.train_sweep(rn.Momentum, problem, grid=grid, **kwargs)
+    assert gpu.provenance["backend"] == "cuda" and gpu.final_x.dtype == np.dtype(dtype)
+    assert ref.diverged[1].all() and not ref.diverged[0].any()
+    _compare_sweeps(gpu, ref, dtype)
+    grid = {"lr": [0.01, 0.05], "seed": [0, 1]}
+    fixed = {"amsgrad": True, "weight_decay": 0.1}
+    gpu = rn.train_sweep(rn.Adam.torch, problem, grid=grid, fixed=fixed, backend="cuda", **kwargs)
+    ref = rn.train_sweep(rn.Adam.torch, problem, grid=grid, fixed=fixed, **kwargs)
+    _compare_sweeps(gpu, ref, dtype)
+
+
 # --------------------------------------------------------------------------- PTX
 
 
@@ -451,6 +512,55 @@ def test_float32_kernels_have_no_float64_instructions(nvvm, hopper):
                 wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, pattern, 128, np.dtype(dtype))
                 wide_ptx = _ptx(wide, (*sweep_args, sweep_args[0]))
                 assert (".f64" in wide_ptx) == (dtype == "float64"), f"{name} wide {dtype}"
+
+
+def _train_arguments(opt, dtype, n=4, rows=10):
+    """Arguments of a training kernel launch (one block of 4 lanes, ``n`` parameters)."""
+    dt = np.dtype(dtype)
+    like, sweep, _ = _kernel_arguments(opt, dtype, n)
+    w = sweep[0].shape[-1]
+    X, y, order = np.zeros((rows, n - 1), dt), np.zeros(rows, dt), np.zeros((2, rows), np.int64)
+    args = (*sweep[:5], X, y, order, 4, 8, dt.type(4), dt.type(2), dt.type(1), np.eye(n), np.zeros(n), 0.0,
+            np.zeros((1, 3, w)), np.zeros((1, w)), np.zeros((1, w), np.int64), w)
+    return like, args
+
+
+def _f64_instructions(ptx):
+    return [line.strip() for line in ptx.splitlines() if ".f64" in line]
+
+
+def _no_loss(H, pstar, fstar, p, j, n):
+    return fstar
+
+
+def test_training_kernels_compile_and_float32_stays_float32_but_for_the_loss(nvvm, hopper):
+    """The training kernel compiles for compute capability 9.0 with its parameters and state in
+    registers. Its full-data loss is float64 by design (as on the CPU), so a float32 kernel has
+    float64 instructions: the test checks that they are only the loss expansion's (loads, stores,
+    conversions, add/sub/mul/fma: no division or square root), and that with the loss replaced
+    by a function returning f* every float64 instruction left only moves or widens data: the
+    gradient, the divergence check and the update are float32."""
+    from numba import cuda as numba_cuda
+
+    from rmsnum.backends._compile import rebind
+
+    arithmetic = ("add.", "sub.", "mul.", "fma.", "div.", "sqrt.", "rcp.", "rsqrt.", "neg.", "abs.", "min.", "max.")
+    for name in TRAIN_OPTIMIZERS:
+        opt = OPTIMIZERS[name]
+        for dtype in ("float32", "float64"):
+            like, args = _train_arguments(opt, dtype)
+            kernel = cuda_backend._train_kernel(opt.rule, cuda_backend._pattern(like), 4, np.dtype(dtype))
+            ptx = _ptx(kernel, args)
+            assert "ld.local" not in ptx, f"{name} {dtype}: training state spilled out of registers"
+            f64 = _f64_instructions(ptx)
+            assert f64, "the check must see float64 instructions (the loss) in every training kernel"
+            if dtype == "float64":
+                continue
+            bad = [line for line in f64 if line.startswith(("div.", "sqrt.", "rcp.", "rsqrt."))]
+            assert not bad, f"{name} float32 training kernel divides or takes roots in float64: {bad[:3]}"
+            lossless = numba_cuda.jit(rebind(kernel.py_func, _full_loss=numba_cuda.jit(device=True)(_no_loss)))
+            left = [line for line in _f64_instructions(_ptx(lossless, args)) if line.startswith(arithmetic)]
+            assert not left, f"{name} float32 training kernel computes in float64 outside the loss: {left[:3]}"
 
 
 # --------------------------------------------------------------------------- users' own kernels

@@ -47,7 +47,8 @@ from .. import rules
 from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
-from ._parts import _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots, element_update
+from ._parts import (_full_loss, _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots,
+                     element_update)
 
 _cache.install()
 
@@ -224,20 +225,6 @@ def _run_objective_template(x, S, d, dec, C, like, P, one, half, sigma, seeds, f
                     xb[i, j] = x_at_divergence[i, j]
 
 
-@_jit
-def _full_loss(H, pstar, fstar, p, j, n):
-    """The full-data loss of lane j of the parameters ``p`` (n, w) of a linear
-    regression, from its exact expansion at the least-squares optimum:
-    ``f* + 1/2 (p - p*)^T H (p - p*)``, in float64 (O(n^2) work, not O(data))."""
-    acc = 0.0
-    for i in range(n):
-        row = 0.0
-        for k in range(n):
-            row += H[i, k] * (p[k, j] - pstar[k])
-        acc += (p[i, j] - pstar[i]) * row
-    return fstar + 0.5 * acc
-
-
 def _train_template(p, S, d, dec, C, like, X, y, order, batch, every, batch_size, last_size, one, H, pstar,
                     fstar, loss_rec, final_loss, diverged):
     """Minibatch training of blocks of configurations on a linear regression.
@@ -251,7 +238,7 @@ def _train_template(p, S, d, dec, C, like, X, y, order, batch, every, batch_size
     gradient is that of the loss (y_hat - y)**2 / 2 averaged over the minibatch.
 
     Outputs (blocks, ..., w): ``final_loss`` (float64, the full-data loss via
-    ``H``, ``pstar``, ``fstar``, see :func:`_full_loss`), ``diverged`` (the
+    ``H``, ``pstar``, ``fstar``, see :func:`._parts._full_loss`), ``diverged`` (the
     number of updates done when a minibatch loss was first not finite, else -1;
     such a lane keeps its parameters of then) and, when not None, ``loss_rec``
     (blocks, nrec, w) the full-data loss whenever the examples seen reach a

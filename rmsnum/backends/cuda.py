@@ -16,6 +16,10 @@ backend, compiled as device functions; no second copy of the math. Kernels:
   threads read consecutive lanes (coalesced) and the host side of a sweep is
   shared by both backends. :func:`rmsnum.simulate` is this kernel with one
   configuration, :func:`rmsnum.sweep` with many.
+- ``train``: minibatch training on a linear regression, one thread per
+  configuration with the parameters, the gradient and the state in registers,
+  the CPU's arithmetic in the CPU's order; :func:`rmsnum.train` with one
+  configuration, :func:`rmsnum.train_sweep` with many.
 
 Differences from the CPU backend: NVVM contracts ``a * b + c`` into fused
 multiply-adds, so results agree with the CPU within a few ulp per step rather
@@ -38,12 +42,14 @@ from typing import Any, Callable
 
 import numpy as np
 from numba import cuda
+from numba.core import config
 
 from .. import rules
 from .._neutral import ONE, Neutral
 from .._validation import on_device
 from ._compile import compile_plain, rebind
-from ._parts import _copy_slots, _gather, _get, _objective_value, _quadratic_value, _row, _store, _views, element_update
+from ._parts import (_copy_slots, _full_loss, _gather, _get, _objective_value, _quadratic_value, _row, _store, _views,
+                     element_update)
 
 from .._config import STEP_BLOCKS, THREADS_PER_BLOCK, WIDE_DIM
 
@@ -56,8 +62,6 @@ def missing() -> str | None:
     Checks, in order: the simulator (always usable), the ``numba-cuda``
     package, and a usable GPU with its driver (this initialises CUDA).
     """
-    from numba.core import config
-
     if config.ENABLE_CUDASIM:
         return None
     if importlib.util.find_spec("numba_cuda") is None:
@@ -135,14 +139,65 @@ def _pattern(coefficients: tuple) -> tuple:
 _device = functools.partial(cuda.jit, device=True)
 
 
+def _lane_bias(d, dec, blk, j, one):
+    """The bias-correction numbers of configuration (blk, j), as a thread keeps
+    them: ``(d1, d2, beta1, 1 - beta1, beta2, 1 - beta2)``; all ``one`` when
+    ``d`` and ``dec`` are None (a rule without bias correction)."""
+    return (_get(d, (blk, 0, j), one), _get(d, (blk, 1, j), one), _get(dec, (blk, 0, j), one),
+            _get(dec, (blk, 1, j), one), _get(dec, (blk, 2, j), one), _get(dec, (blk, 3, j), one))
+
+
+def _lane_start(x, S, C, like, d, dec, blk, j, xw, Sw, one, n):
+    """Copy configuration (blk, j) of the blocked ``x`` and state slots ``S``
+    into a thread's ``xw`` and ``Sw`` (n, 1); return its coefficients (those of
+    ``C`` with the ZERO/ONE pattern ``like``, see :func:`._parts._gather`) and
+    its bias numbers (see :func:`_lane_bias`)."""
+    for i in range(n):
+        xw[i, 0] = x[blk, i, j]
+        _copy_slots(Sw, (i, 0), S, (blk, i, j))
+    return _gather(C[blk], j, like), _lane_bias(d, dec, blk, j, one)
+
+
+def _lane_finish(x, S, d, blk, j, xw, Sw, bias, n):
+    """Copy a thread's ``xw`` and ``Sw`` back to configuration (blk, j) of ``x``
+    and ``S``, and its bias denominators to ``d`` (unless None)."""
+    for i in range(n):
+        x[blk, i, j] = xw[i, 0]
+        _copy_slots(S, (blk, i, j), Sw, (i, 0))
+    _store(d, (blk, 0, j), bias[0])
+    _store(d, (blk, 1, j), bias[1])
+
+
+def _lane_advance(x, g, S, c, d, bias, one, n):
+    """One update of a thread's configuration: x and the state slots ``S`` (n, 1)
+    <- the rule applied with gradient ``g`` (n, 1) and coefficients ``c``; the
+    bias denominators of ``bias`` (see :func:`_lane_bias`) advance first unless
+    ``d`` is None. Returns ``bias`` advanced."""
+    if d is None:
+        for i in range(n):
+            _update(x, g, (i, 0), S, ONE, ONE, c)  # noqa: F821 - bound per rule
+        return bias
+    d1 = _debias(bias[0], bias[2], bias[3])  # noqa: F821 - bound per rule
+    d2 = _debias(bias[1], bias[4], bias[5])  # noqa: F821
+    r1 = one / d1
+    r2 = one / d2
+    for i in range(n):
+        _update(x, g, (i, 0), S, r1, r2, c)  # noqa: F821
+    return (d1, d2, bias[2], bias[3], bias[4], bias[5])
+
+
 @functools.cache
 def _device_parts(rule: Callable) -> dict[str, Any]:
     """Device-function copies of the element update (with ``rule``) and of the helpers."""
-    update = element_update(len(rules.lookup(rule).slots))
+    update = _device(rebind(element_update(len(rules.lookup(rule).slots)), rule=compile_plain(rule, _device)))
+    debias = compile_plain(rules.debias, _device)
     return {
-        "_update": _device(rebind(update, rule=compile_plain(rule, _device))),
+        "_update": update,
         "_gaussian": compile_plain(rules.gaussian, _device),
-        "_debias": compile_plain(rules.debias, _device),
+        "_debias": debias,
+        "_lane_start": _device(rebind(_lane_start, _lane_bias=_device(_lane_bias))),
+        "_lane_finish": _device(_lane_finish),
+        "_lane_advance": _device(rebind(_lane_advance, _update=update, _debias=debias)),
     }
 
 
@@ -169,16 +224,7 @@ def _run_objective_template(x, S, d, dec, C, P, one, half, sigma, seeds, fstar, 
     xw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
     gw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
     Sw = _views(S, cuda.local.array((NSLOTS, DIM, 1), DTYPE))  # noqa: F821
-    for i in range(n):
-        xw[i, 0] = x[blk, i, j]
-        _copy_slots(Sw, (i, 0), S, (blk, i, j))
-    c = _gather(C[blk], j, LIKE)  # noqa: F821
-    d1 = _get(d, (blk, 0, j), one)
-    d2 = _get(d, (blk, 1, j), one)
-    b1 = _get(dec, (blk, 0, j), one)
-    omb1 = _get(dec, (blk, 1, j), one)
-    b2 = _get(dec, (blk, 2, j), one)
-    omb2 = _get(dec, (blk, 3, j), one)
+    c, bias = _lane_start(x, S, C, LIKE, d, dec, blk, j, xw, Sw, one, n)  # noqa: F821 - LIKE bound per instance
     div = -1
     value = one
     for t in range(steps + 1):
@@ -202,23 +248,84 @@ def _run_objective_template(x, S, d, dec, C, P, one, half, sigma, seeds, fstar, 
         if seeds is not None:
             for i in range(n):
                 gw[i, 0] = gw[i, 0] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
-        if d is None:
-            for i in range(n):
-                _update(xw, gw, (i, 0), Sw, ONE, ONE, c)  # noqa: F821
-        else:
-            d1 = _debias(d1, b1, omb1)
-            d2 = _debias(d2, b2, omb2)
-            r1 = one / d1
-            r2 = one / d2
-            for i in range(n):
-                _update(xw, gw, (i, 0), Sw, r1, r2, c)  # noqa: F821
+        bias = _lane_advance(xw, gw, Sw, c, d, bias, one, n)  # its device copy, bound per rule
     final_loss[blk, j] = value
     diverged[blk, j] = div
-    for i in range(n):
-        x[blk, i, j] = xw[i, 0]
-        _copy_slots(S, (blk, i, j), Sw, (i, 0))
-    _store(d, (blk, 0, j), d1)
-    _store(d, (blk, 1, j), d2)
+    _lane_finish(x, S, d, blk, j, xw, Sw, bias, n)  # its device copy, bound per instance
+
+
+def _train_template(p, S, d, dec, C, X, y, order, batch, every, batch_size, last_size, one, H, pstar, fstar,
+                    loss_rec, final_loss, diverged, count):
+    """One thread trains one configuration of a linear regression; arguments as
+    :func:`rmsnum.backends.cpu.train` (without ``like``, bound per instance as
+    LIKE with DIM, DTYPE and NSLOTS as in :func:`_run_objective_template`), plus
+    ``batch_size`` and ``last_size``, the two minibatch sizes in the working
+    dtype, and ``count``, the configurations to run (the first ``count`` of the
+    blocked layout; threads beyond, the padding lanes of the last block, return).
+
+    The arithmetic is the CPU's :func:`rmsnum.backends.cpu._train_block` for one
+    lane, in the same order: the minibatch gradient summed over its rows in
+    order, divided by the minibatch size, then the rule's update; the full-data
+    loss (:func:`._parts._full_loss`, float64) whenever the examples seen reach
+    a multiple of ``every``. A thread whose minibatch loss is not finite stops
+    there (``diverged`` the updates done, ``final_loss`` that loss), keeping
+    its parameters and state of then, as a block of one lane does on the CPU.
+    """
+    k = cuda.grid(1)
+    if k >= count:
+        return
+    w = p.shape[2]
+    blk = k // w
+    j = k - blk * w
+    n = DIM  # noqa: F821 - bound per instance
+    pw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
+    gw = cuda.local.array((DIM, 1), DTYPE)  # noqa: F821
+    Sw = _views(S, cuda.local.array((NSLOTS, DIM, 1), DTYPE))  # noqa: F821
+    c, bias = _lane_start(p, S, C, LIKE, d, dec, blk, j, pw, Sw, one, n)  # noqa: F821 - LIKE bound per instance
+    nf = n - 1
+    zero = one - one
+    rows = order.shape[1]
+    per_epoch = -(-rows // batch)
+    div = -1
+    final = 0.0
+    seen = 0
+    rec = 0
+    # One loop over the updates (epoch e, minibatch rows start..stop), so that a divergence breaks it once.
+    for t in range(order.shape[0] * per_epoch):
+        e = t // per_epoch
+        start = (t - e * per_epoch) * batch
+        stop = min(start + batch, rows)
+        batch_loss = zero
+        for i in range(n):
+            gw[i, 0] = zero
+        for q in range(start, stop):
+            row = order[e, q]
+            pred = X[row, 0] * pw[0, 0]
+            for f in range(1, nf):
+                pred += X[row, f] * pw[f, 0]
+            res = pred + pw[nf, 0] - y[row]
+            batch_loss += res * res
+            for f in range(nf):
+                gw[f, 0] += res * X[row, f]
+            gw[nf, 0] += res
+        if not math.isfinite(batch_loss):
+            div = t
+            final = batch_loss
+            break
+        size = batch_size if stop - start == batch else last_size
+        for i in range(n):
+            gw[i, 0] = gw[i, 0] / size
+        bias = _lane_advance(pw, gw, Sw, c, d, bias, one, n)  # its device copy, bound per rule
+        seen += stop - start
+        if seen % every == 0:
+            if loss_rec is not None:
+                loss_rec[blk, rec, j] = _full_loss(H, pstar, fstar, pw, 0, n)
+            rec += 1
+    if div < 0:
+        final = _full_loss(H, pstar, fstar, pw, 0, n)
+    final_loss[blk, j] = final
+    diverged[blk, j] = div
+    _lane_finish(p, S, d, blk, j, pw, Sw, bias, n)  # its device copy, bound per instance
 
 
 def _run_quadratic_wide_template(x, S, d, dec, C, P, one, half, sigma, seeds, fstar, tol, steps, every,
@@ -323,6 +430,15 @@ def _run_objective_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dt
 
 
 @functools.cache
+def _train_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dtype) -> Callable:
+    """The training kernel, one thread per configuration, for ``dim`` parameters."""
+    parts = _device_parts(rule)
+    fn = rebind(_train_template, LIKE=pattern, DIM=dim, DTYPE=dtype.type,
+                NSLOTS=max(1, len(rules.lookup(rule).slots)), **parts)
+    return cuda.jit(fn)
+
+
+@functools.cache
 def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dtype: np.dtype) -> Callable:
     parts = _device_parts(rule)
     fn = rebind(_run_quadratic_wide_template, LIKE=pattern, THREADS=threads, DTYPE=dtype.type, **parts)
@@ -343,7 +459,45 @@ def step(rule: Callable, x, g, S: tuple, r1, r2, c: tuple) -> None:
 
 
 _OUTPUTS = ("x", "d", "loss_rec", "x_rec", "final_loss", "diverged", "hit")  # and the state slots
+_TRAIN_OUTPUTS = ("p", "d", "loss_rec", "final_loss", "diverged")  # and the state slots
 _WRITE_ONLY = ("final_loss", "diverged")
+
+
+def _slot_arrays(S: tuple) -> dict[str, Any]:
+    """The state slots by name, ``S0``, ``S1``, ... (None for a slot without array)."""
+    return {f"S{k}": arr for k, arr in enumerate(S)}
+
+
+def _to_device(arrays: dict[str, Any], stream) -> dict[str, Any]:
+    """Device copies of the host ``arrays`` (name -> array or None), enqueued on
+    ``stream``; the write-only outputs are allocated, not copied."""
+    dev = {}
+    for name, arr in arrays.items():
+        if arr is None:
+            dev[name] = None
+        elif name in _WRITE_ONLY:
+            dev[name] = cuda.device_array(arr.shape, arr.dtype, stream=stream)
+        else:
+            dev[name] = cuda.to_device(np.ascontiguousarray(arr), stream=stream)
+    return dev
+
+
+def _copy_back(arrays: dict[str, Any], dev: dict[str, Any], names: tuple, stream) -> Callable[[], None]:
+    """Enqueue on ``stream`` the copies of the device arrays ``names`` into pinned
+    buffers; returns ``wait``, which waits for the stream and puts them in the
+    host ``arrays``."""
+    back = []
+    for name in names:
+        if arrays[name] is not None:
+            pinned = cuda.pinned_array(arrays[name].shape, arrays[name].dtype)
+            dev[name].copy_to_host(pinned, stream=stream)
+            back.append((arrays[name], pinned))
+
+    def wait() -> None:
+        stream.synchronize()
+        for host, pinned in back:
+            host[...] = pinned
+    return wait
 
 
 def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d, dec, C: np.ndarray,
@@ -359,23 +513,16 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tup
     the outputs in place, so the host can prepare the next chunk meanwhile.
     """
     dt = x.dtype.type
-    slot_names = [f"S{k}" for k in range(len(S))]
-    arrays = dict(x=x, **dict(zip(slot_names, S)), d=d, dec=dec, C=C, seeds=seeds, tol=tol, loss_rec=loss_rec,
+    slots = _slot_arrays(S)
+    arrays = dict(x=x, **slots, d=d, dec=dec, C=C, seeds=seeds, tol=tol, loss_rec=loss_rec,
                   x_rec=x_rec, final_loss=final_loss, diverged=diverged, hit=hit)
     own = stream is None
     if own:
         stream = cuda.stream()
-    dev = {}
-    for name, arr in arrays.items():
-        if arr is None:
-            dev[name] = None
-        elif name in _WRITE_ONLY:
-            dev[name] = cuda.device_array(arr.shape, arr.dtype, stream=stream)
-        else:
-            dev[name] = cuda.to_device(np.ascontiguousarray(arr), stream=stream)
+    dev = _to_device(arrays, stream)
     dev_P = tuple(cuda.to_device(np.ascontiguousarray(p), stream=stream) if isinstance(p, np.ndarray) else p
                   for p in P)
-    args = (dev["x"], tuple(dev[name] for name in slot_names) or (None,), dev["d"], dev["dec"], dev["C"], dev_P, dt(1),
+    args = (dev["x"], tuple(dev[name] for name in slots) or (None,), dev["d"], dev["dec"], dev["C"], dev_P, dt(1),
             dt(0.5), dt(sigma), dev["seeds"], dt(fstar), dev["tol"], steps, every, dev["loss_rec"], dev["x_rec"],
             dev["final_loss"], dev["diverged"], dev["hit"])
     configs = x.shape[0] * x.shape[2]
@@ -386,19 +533,55 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tup
     else:
         kernel = _run_quadratic_wide_kernel(rule, _pattern(like), threads, x.dtype)
         kernel[configs, threads, stream](*args, cuda.device_array(x.shape, x.dtype, stream=stream))
-    back = []
-    for name in (*_OUTPUTS, *slot_names):
-        if arrays[name] is not None:
-            pinned = cuda.pinned_array(arrays[name].shape, arrays[name].dtype)
-            dev[name].copy_to_host(pinned, stream=stream)
-            back.append((arrays[name], pinned))
-
-    def wait() -> None:
-        stream.synchronize()
-        for host, pinned in back:
-            host[...] = pinned
-
+    wait = _copy_back(arrays, dev, (*_OUTPUTS, *slots), stream)
     if own:
         wait()
         return None
     return wait
+
+
+def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
+          order: np.ndarray, batch: int, every: int, H: np.ndarray, pstar: np.ndarray, fstar: float, loss_rec,
+          final_loss: np.ndarray, diverged: np.ndarray, *, count: int | None = None,
+          stream=None) -> Callable[[], Callable[[], None] | None]:
+    """Train blocks of configurations on a linear regression, one thread per
+    configuration; host arrays in and out, with the arguments and outputs of
+    :func:`rmsnum.backends.cpu.train` (see :func:`_train_template`).
+
+    ``count`` is the number of configurations to train, the first of the
+    blocked layout (all of it when None); the padding lanes after them are not
+    computed and their outputs are undefined. As :func:`rmsnum.backends.cpu.train`,
+    this prepares the run (the inputs are copied to the device on ``stream``,
+    the kernel compiled for them) and returns ``run``. Without ``stream``,
+    ``run()`` launches the kernel, waits and puts the outputs in place; with a
+    ``numba.cuda`` stream, ``run()`` only enqueues the kernel and the copies
+    back, and returns ``wait``, which waits for the stream and puts the outputs
+    in place (see :func:`run_objective`).
+    """
+    dt = p.dtype.type
+    slots = _slot_arrays(S)
+    arrays = dict(p=p, **slots, d=d, dec=dec, C=C, X=X, y=y, order=order, H=H, pstar=pstar, loss_rec=loss_rec,
+                  final_loss=final_loss, diverged=diverged)
+    own = stream is None
+    if own:
+        stream = cuda.stream()
+    dev = _to_device(arrays, stream)
+    rows = order.shape[1]
+    configs = p.shape[0] * p.shape[2] if count is None else int(count)
+    args = (dev["p"], tuple(dev[name] for name in slots) or (None,), dev["d"], dev["dec"], dev["C"], dev["X"],
+            dev["y"], dev["order"], batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch), dt(1),
+            dev["H"], dev["pstar"], float(fstar), dev["loss_rec"], dev["final_loss"], dev["diverged"], configs)
+    kernel = _train_kernel(rule, _pattern(like), p.shape[1], p.dtype)
+    if not config.ENABLE_CUDASIM:  # compile now, as the launch would (the simulator runs Python)
+        kernel.compile(tuple(kernel.typeof_pyval(arg) for arg in args))
+    threads = THREADS_PER_BLOCK
+
+    def run() -> Callable[[], None] | None:
+        if configs:
+            kernel[-(-configs // threads), threads, stream](*args)
+        wait = _copy_back(arrays, dev, (*_TRAIN_OUTPUTS, *slots), stream)
+        if own:
+            wait()
+            return None
+        return wait
+    return run

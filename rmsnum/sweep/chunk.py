@@ -91,7 +91,7 @@ def _start_group(plan: Plan, group: Group, index: tuple[np.ndarray, ...], member
     """Pack one group's configurations into blocks and run them (CPU) or enqueue
     them on ``stream`` (CUDA); the returned ``finish`` unpacks the outputs."""
     if plan.training is not None:
-        return plan.training.start_group(plan, group, index, members, out, report)
+        return plan.training.start_group(plan, group, index, members, out, stream, report)
     dt = plan.dtype
     count = members.size
     n = plan.objective.dim
