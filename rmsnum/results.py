@@ -1,13 +1,18 @@
-"""The labelled result of a sweep (:class:`SweepResult`) and its file format.
+"""One result model: the base :class:`Result` of :class:`~rmsnum.Trajectory`,
+:class:`~rmsnum.TrainResult` and :class:`SweepResult`, and their file format.
 
 A result saves to one ``.npz`` file: its arrays, the objective's arrays, and a
 JSON ``meta`` entry with the axes, the optimizer, the objective's description
-and the provenance. :meth:`SweepResult.load` reads it back exactly, or raises
+and the provenance. ``load`` reads it back exactly, or raises
 ``ValueError("... is not a valid rmsnum result file: <reason>")``.
+
+This module sits in the data layer: it knows optimizers and objectives, never
+the engine (simulate, training, sweep), which imports it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -15,13 +20,15 @@ import numbers
 import os
 import zipfile
 import zlib
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
 from ._config import READ_CHUNK_BYTES
 from .objectives import LinearRegression, Objective, Quadratic, known_f_star
+from .optimizers import Optimizer, OptimizerState
 
 FORMAT = "rmsnum.SweepResult/1"
 _OUTPUTS = ("final_x", "final_loss", "diverged_at", "loss", "loss_steps", "tol", "steps_to_tol")
@@ -246,7 +253,8 @@ def _outputs(entries: dict[str, np.ndarray], meta: dict, shape: tuple[int, ...])
         if (values in entries) != (series in entries):
             raise _Invalid(f"it has {(values if values in entries else series)!r} without "
                            f"{(series if values in entries else values)!r}")
-    if training and "loss" not in entries:
+    if training and "loss" not in entries and (not isinstance(meta["training"], dict)
+                                              or meta["training"].get("record") != "final"):
         raise _Invalid("it is a training sweep without a 'loss' array")
     if training and "tol" in entries:
         raise _Invalid("it is a training sweep with a 'tol' array")
@@ -325,7 +333,14 @@ def _check_record(record: dict, entries: dict[str, np.ndarray], dim: int, dtype:
 def _check_training(training: dict, meta: dict, loss_steps: np.ndarray, n: int) -> None:
     """A training sweep's record must fit its ``loss_steps`` and its ``n`` examples."""
     where = "meta['training']"
-    _keys(training, ("batch_size", "epochs", "record_every", "init", "record_examples"), where)
+    _keys(training, ("batch_size", "epochs", "record_every", *(("record",) if "record" in training else ()), "init",
+                     "record_examples"), where)  # files of 0.1 have no 'record' (it was always record_every)
+    record = training.get("record")
+    if record is not None and not (record in ("final", "loss") or (isinstance(record, int)
+                                                                  and not isinstance(record, bool) and record >= 1)):
+        raise _Invalid(f"{where}['record'] is {record!r}, not 'final', 'loss', an int >= 1 or null")
+    if record == "final" and loss_steps is not None:
+        raise _Invalid(f"{where}['record'] is 'final', but it has a 'loss' array")
     batch_size = _integer(training["batch_size"], f"{where}['batch_size']", 1)
     epochs = _integer(training["epochs"], f"{where}['epochs']", 1)
     _integer(training["record_every"], f"{where}['record_every']", 1)
@@ -336,9 +351,10 @@ def _check_training(training: dict, meta: dict, loss_steps: np.ndarray, n: int) 
         raise _Invalid(f"meta['steps'] is {meta['steps']}, not the {epochs * -(-n // batch_size)} updates of "
                        f"{epochs} epochs of {n} examples in batches of {batch_size}")
     examples = _typed(training["record_examples"], (list,), f"{where}['record_examples']", "a list")
-    if (len(examples) != loss_steps.size or not all(isinstance(e, int) and not isinstance(e, bool) for e in examples)
+    recorded = 0 if loss_steps is None else loss_steps.size
+    if (len(examples) != recorded or not all(isinstance(e, int) and not isinstance(e, bool) for e in examples)
             or np.any(np.diff(examples) <= 0)):
-        raise _Invalid(f"{where}['record_examples'] is not {loss_steps.size} increasing example counts, "
+        raise _Invalid(f"{where}['record_examples'] is not {recorded} increasing example counts, "
                        "one per recorded step")
 
 
@@ -361,9 +377,269 @@ def _objective_from_record(entries: dict[str, np.ndarray], record: dict) -> Any:
         raise _Invalid(f"its {kind} objective {record['name']!r} cannot be rebuilt: {err}") from err
 
 
+# --------------------------------------------------------------------------- the one result model
+
+def record_interval(record: Any, name: str = "record", unit: str = "step") -> int | None:
+    """The recording interval that ``record`` asks for: None for ``"final"``, 1 for
+    ``"loss"``, ``k`` for a positive int ``k``; a TypeError or ValueError naming
+    ``name`` and the allowed values otherwise.
+
+    >>> record_interval("final"), record_interval("loss"), record_interval(5)
+    (None, 1, 5)
+    """
+    if isinstance(record, str) and record in ("final", "loss"):
+        return None if record == "final" else 1
+    if isinstance(record, (bool, np.bool_)) or not isinstance(record, (int, np.integer)):
+        raise TypeError(f"{name} must be 'final', 'loss' or a positive int k (every k-th {unit}), got {record!r}")
+    if record < 1:
+        raise ValueError(f"{name} must be a positive int k (every k-th {unit}), 'final' or 'loss', got {record}")
+    return int(record)
+
+
+class Result:
+    """The base of every result: :class:`~rmsnum.Trajectory` (:func:`rmsnum.simulate`),
+    :class:`~rmsnum.TrainResult` (:func:`rmsnum.train`) and :class:`SweepResult`
+    (:func:`rmsnum.sweep`, :func:`rmsnum.train_sweep`).
+
+    The same names mean the same things in all three (for a sweep each has the
+    grid's shape as leading dimensions):
+
+    - ``final_x``: the parameters at the end, shape (d,) (for a training run the
+      weights, then the bias); for a run that diverged, the parameters at its
+      first non-finite value.
+    - ``final_loss``: the loss there.
+    - ``loss`` and ``loss_steps``: the recorded losses and the step (update)
+      numbers at which they were recorded; both None for ``record="final"``.
+    - ``hyperparameters``: a dict of the optimizer's arguments (for a sweep, the
+      fixed ones and each grid axis's values).
+    - ``diverged_at`` and ``diverged``: see below.
+    - ``steps``: the updates asked for. ``objective``: what was minimised.
+    - ``provenance``: rmsnum version, backend, dtype, seed and date, and what
+      the entry point adds.
+    - :meth:`save`, ``load`` (an exact round trip: arrays bit for bit, the
+      optimizer, its state, the objective and the provenance equal), :meth:`to_xarray`.
+
+    **record=** means the same everywhere: ``"final"`` keeps only the final
+    values, ``"loss"`` the loss at every step, an int ``k`` everything the
+    function records every k-th step (:func:`rmsnum.simulate`: x and loss at
+    steps 0, k, 2k, ...; :func:`rmsnum.sweep`: the loss; :func:`rmsnum.train`:
+    the full-data loss after updates k, 2k, ...).
+
+    **diverged_at** counts the updates done when the run first held a
+    non-finite value: the first step t whose x_t or f(x_t) is not finite
+    (simulate, sweep), or the updates done when a minibatch loss was first not
+    finite (training). Where the run stayed finite it is ``None`` for one run
+    (Trajectory, TrainResult: ``if run.diverged_at is None``) and ``-1`` in the
+    int64 array of a sweep, which needs an integer sentinel. ``diverged`` is
+    the boolean (map) in all three.
+    """
+
+    FORMAT: ClassVar[str] = ""
+
+    @property
+    def diverged(self) -> Any:
+        """True (for a sweep: a boolean map) where the run stopped on a non-finite value."""
+        return self.diverged_at is not None
+
+    @property
+    def gap(self) -> Any:
+        """loss - f*, the suboptimality at the recorded steps (a ValueError when f* is unknown)."""
+        if self.loss is None:
+            raise ValueError('gap needs the recorded loss; this result kept only its final values (record="final")')
+        return self.loss - known_f_star(self.objective)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result to a ``.npz`` file; ``load`` reads it back exactly."""
+        arrays, meta = self._entries()
+        arrays["meta"] = np.array(json.dumps({"format": self.FORMAT, **meta}))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, objective: Any = None) -> Any:
+        """Read a result written by :meth:`save`, checking all of it.
+
+        A run on a user's :class:`~rmsnum.Objective` is saved with the import
+        paths (``module:qualname``) of its functions and rebuilt from them;
+        when they cannot be imported, give the objective again as ``objective``.
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no file at ``path``.
+        ValueError
+            ``"<path> is not a valid rmsnum result file: <reason>"`` for a file
+            that is damaged (truncated, a changed byte), foreign, of another
+            kind or format version, or inconsistent; when the objective's
+            functions cannot be imported; when ``objective`` has another dimension.
+        TypeError
+            When ``objective`` is given for a run not saved on an Objective,
+            or is not an Objective.
+        """
+        try:
+            entries = _read_archive(path)
+            meta = _run_meta(entries, cls.FORMAT, cls.__name__)
+            return cls._from_entries(entries, meta, objective)
+        except _Invalid as err:
+            raise ValueError(f"{path} is not a valid rmsnum result file: {err}") from err.__cause__
+
+    def to_xarray(self) -> Any:
+        """The result as an ``xarray.Dataset`` (needs ``pip install "rmsnum[xarray]"``):
+        the arrays as variables on named dimensions (``step`` for the recorded
+        points, ``coord`` for the parameters, the grid's axes for a sweep), the
+        hyperparameters and provenance as attributes (``diverged_at`` -1 where
+        the run stayed finite, as netCDF attributes cannot be None)."""
+        try:
+            import xarray as xr
+        except ImportError as err:
+            raise ImportError('to_xarray() needs xarray: pip install "rmsnum[xarray]"') from err
+        data, coords, attrs = self._xarray_parts()
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    # subclasses: _entries() -> (arrays, meta), _from_entries(entries, meta, objective), _xarray_parts()
+
+
+def _run_meta(entries: dict[str, np.ndarray], format: str, kind: str) -> dict:
+    """The checked JSON ``meta`` entry of a single run's file of ``format``."""
+    raw = entries.get("meta")
+    if raw is None:
+        raise _Invalid("it has no 'meta' entry")
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise _Invalid(f"its 'meta' entry is a {raw.dtype} array of shape {raw.shape}, not a JSON string")
+    try:
+        meta = json.loads(raw.item())
+    except json.JSONDecodeError as err:
+        raise _Invalid(f"its 'meta' entry is not JSON ({err})") from err
+    _typed(meta, (dict,), "its 'meta' entry", "a JSON object")
+    if meta.get("format") != format:
+        raise _Invalid(f"its meta format is {meta.get('format')!r}: not a saved rmsnum {kind} ({format!r})")
+    return meta
+
+
+def optimizer_record(opt: Optimizer) -> dict:
+    """The JSON record of an optimizer instance: its class's import path and its
+    constructor's fields (exact: JSON keeps every float64 bit)."""
+    return {"class": f"{type(opt).__module__}:{type(opt).__qualname__}",
+            "fields": {f.name: getattr(opt, f.name) for f in dataclasses.fields(opt) if f.init}}
+
+
+def optimizer_from_record(record: Any) -> Optimizer:
+    """The optimizer that a record of :func:`optimizer_record` describes (an :class:`_Invalid` if none)."""
+    where = "meta['optimizer']"
+    _typed(record, (dict,), where, "an optimizer record")
+    _keys(record, ("class", "fields"), where)
+    path = _typed(record["class"], (str,), f"{where}['class']", "a class's import path")
+    module, colon, qualname = path.partition(":")
+    if not colon or not module.startswith("rmsnum.") or not all(p.isidentifier() for p in qualname.split(".")):
+        raise _Invalid(f"{where}['class'] is {path!r}, not the import path of an rmsnum optimizer class")
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as err:
+        raise _Invalid(f"{where}['class'] {path!r} cannot be imported here") from err
+    if not (isinstance(found, type) and issubclass(found, Optimizer)):
+        raise _Invalid(f"{where}['class'] {path!r} is not an optimizer class")
+    fields = _typed(record["fields"], (dict,), f"{where}['fields']", "a dict of hyperparameters")
+    try:
+        return found(**fields)
+    except (TypeError, ValueError) as err:
+        raise _Invalid(f"its optimizer {qualname} cannot be rebuilt: {err}") from err
+
+
+def state_entries(state: OptimizerState) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and JSON record of an optimizer state (the denominators as a
+    (2,) array in the state's dtype, so that every bit survives)."""
+    arrays = {f"state_{name}": arr for name, arr in state.arrays.items()}
+    arrays["state_d"] = np.array([state.d1, state.d2])
+    return arrays, {"rule": state.rule, "t": state.t, "slots": list(state.arrays)}
+
+
+def state_from_entries(entries: dict[str, np.ndarray], record: Any, opt: Optimizer, dim: int, dtype: np.dtype,
+                       steps: int) -> tuple[OptimizerState, list[str]]:
+    """The checked state of ``opt`` for ``dim`` parameters in ``dtype``; returns it
+    and the names of the entries it used."""
+    where = "meta['state']"
+    _typed(record, (dict,), where, "a state record")
+    _keys(record, ("rule", "t", "slots"), where)
+    if record["rule"] != opt.name:
+        raise _Invalid(f"{where}['rule'] is {record['rule']!r}, but the optimizer's rule is {opt.name!r}")
+    t = _integer(record["t"], f"{where}['t']", 0)
+    if t > steps:
+        raise _Invalid(f"{where}['t'] is {t}, more than the run's {steps} steps")
+    if record["slots"] != list(opt.slots):
+        raise _Invalid(f"{where}['slots'] is {record['slots']!r}, not the optimizer's slots {list(opt.slots)}")
+    arrays = {name: _array(entries, f"state_{name}", (dtype,), (dim,)) for name in opt.slots}
+    d = _array(entries, "state_d", (dtype,), (2,))
+    return OptimizerState(arrays, t, d[0], d[1], opt.name), [*(f"state_{n}" for n in opt.slots), "state_d"]
+
+
+def objective_from_entries(entries: dict[str, np.ndarray], record: Any, dim: int, dtype: np.dtype,
+                           objective: Any) -> tuple[Any, list[str]]:
+    """The checked objective of a run with ``dim`` parameters in ``dtype`` (``objective``
+    given again replaces a user Objective's functions); returns it and the entries it used."""
+    _typed(record, (dict,), "meta['objective']", "an objective record")
+    used = _check_record(record, entries, dim, dtype)
+    if objective is None:
+        return _objective_from_record(entries, record), used
+    if record["kind"] != "objective" or not isinstance(objective, Objective):
+        raise TypeError("objective= is for a run saved on an Objective, and must be one")
+    if objective.dim != dim:
+        raise ValueError(f"objective must have dimension {dim} as the saved run's, got {objective.dim}")
+    return objective, used
+
+
+def check_entries(entries: dict[str, np.ndarray], used: Iterable[str]) -> None:
+    """Refuse entries that nothing reads."""
+    unexpected = sorted(set(entries) - {"meta", *used})
+    if unexpected:
+        raise _Invalid(f"it has unexpected entries {unexpected}")
+
+
+def check_diverged(value: Any, steps: int) -> int | None:
+    """A single run's ``diverged_at``: None or a step in [0, steps]."""
+    if value is None:
+        return None
+    _integer(value, "meta['diverged_at']", 0)
+    if value > steps:
+        raise _Invalid(f"meta['diverged_at'] is {value}, more than the run's {steps} steps")
+    return value
+
+
+def check_provenance(provenance: Any, dtype: np.dtype) -> dict:
+    _typed(provenance, (dict,), "meta['provenance']", "a dict")
+    if provenance.get("dtype", dtype.name) != dtype.name:
+        raise _Invalid(f"its provenance dtype is {provenance['dtype']!r}, but 'final_x' is {dtype}")
+    return provenance
+
+
+def array_entry(entries: dict[str, np.ndarray], name: str, dtypes: tuple, shape: tuple | None = None) -> np.ndarray:
+    """The entry ``name`` of ``dtypes`` (and ``shape``), or an :class:`_Invalid`."""
+    return _array(entries, name, dtypes, shape)
+
+
+def meta_keys(meta: dict, expected: Iterable[str]) -> None:
+    _keys(meta, ("format", *expected), "its meta")
+
+
+def deprecated(old: str, new: str) -> None:
+    """Warn that the name ``old`` is now ``new`` (kept for one release)."""
+    warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new}", DeprecationWarning,
+                  stacklevel=3)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, dict):
+        return {k: jsonable(val) for k, val in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(val) for val in value]
+    return _item(value)
+
+
 @dataclass(eq=False)
-class SweepResult:
-    """The outcome of a sweep, labelled by its grid.
+class SweepResult(Result):
+    """The outcome of a sweep, labelled by its grid (a :class:`Result`).
 
     Every per-configuration array has the grid's shape (one axis per grid
     entry, in the grid's order) as its leading dimensions.
@@ -377,7 +653,8 @@ class SweepResult:
         that was not finite (with :attr:`final_loss` the value there).
     final_loss : numpy.ndarray, grid shape
     diverged_at : numpy.ndarray of int64, grid shape
-        First step whose x or loss was not finite; -1 where the run stayed finite.
+        First step whose x or loss was not finite; -1 where the run stayed finite
+        (the convention of :class:`Result`).
     loss : numpy.ndarray or None, grid shape + (len(loss_steps),)
         f at the steps in :attr:`loss_steps` when recorded; NaN after a divergence.
     loss_steps : numpy.ndarray or None
@@ -416,6 +693,21 @@ class SweepResult:
     steps: int
     provenance: dict = field(default_factory=dict)
     training: dict | None = None
+
+    FORMAT: ClassVar[str] = FORMAT
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters of the sweep: the fixed ones, then each grid axis's
+        values (an array; ``x0`` and ``seed`` are not hyperparameters).
+
+        >>> import rmsnum as rn
+        >>> res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5, -2), 10, grid={"lr": [0.1, 0.4]},
+        ...                fixed={"gamma": 0.9}, progress=False)
+        >>> res.hyperparameters
+        {'gamma': 0.9, 'lr': array([0.1, 0.4])}
+        """
+        return {**self.fixed, **{name: values for name, values in self.axes.items() if name not in ("x0", "seed")}}
 
     @property
     def shape(self) -> tuple[int, ...]:

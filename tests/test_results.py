@@ -377,3 +377,227 @@ def test_documented_errors_of_an_objective_stay_as_they_are(objective, quadratic
         rn.SweepResult.load(path, objective=other)
     # A damaged file is refused even when the objective is given.
     _assert_invalid(_rewrite(path, tmp_path / "bad.npz", _drop("final_loss")), "it has no 'final_loss' array")
+
+
+# --------------------------------------------------------------------------- one result model: runs
+
+
+RUN_ARRAYS = ("final_x", "final_loss", "x", "loss", "loss_steps")
+
+
+def _assert_same_run(back, run):
+    """Bit-identical arrays, the same optimizer, state, objective and provenance."""
+    for name in RUN_ARRAYS:
+        a, b = getattr(run, name, None), getattr(back, name, None)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            a, b = np.asarray(a), np.asarray(b)
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True), name
+    assert back.optimizer == run.optimizer and type(back.optimizer) is type(run.optimizer)
+    assert back.optimizer.hyperparameters() == run.optimizer.hyperparameters()
+    assert back.state.slots == run.state.slots and back.state.t == run.state.t
+    for slot in run.state.slots:
+        a, b = getattr(run.state, slot), getattr(back.state, slot)
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert np.asarray(back.state.d1).tobytes() == np.asarray(run.state.d1).tobytes()
+    assert (back.diverged_at, back.steps, back.provenance) == (run.diverged_at, run.steps, run.provenance)
+    assert back.objective.name == run.objective.name
+    assert type(back) is type(run)
+
+
+@pytest.fixture(scope="module", params=["float64", "float32"])
+def trajectory(request, tmp_path_factory):
+    traj = rn.simulate(rn.RMSProp(lr=0.4, gamma=0.9), rn.quadratic_2d(), (-5.0, -2.0), 20, dtype=request.param)
+    path = tmp_path_factory.mktemp("trajectory") / "t.npz"
+    traj.save(path)
+    return traj, path
+
+
+@pytest.fixture(scope="module", params=["float64", "float32"])
+def train_run(request, tmp_path_factory):
+    data = rn.data.synthetic_regression(n=30, d=2, noise=0.3, seed=3)
+    problem = rn.LinearRegression(data.X.astype(request.param), data.y.astype(request.param))
+    run = rn.train(rn.Adam.torch(lr=0.01), problem, 10, 2, seed=4, record=2, backend="reference")
+    path = tmp_path_factory.mktemp("train") / "t.npz"
+    run.save(path)
+    return run, path
+
+
+def test_trajectories_round_trip_exactly(trajectory, tmp_path):
+    traj, path = trajectory
+    back = rn.Trajectory.load(path)
+    _assert_same_run(back, traj)
+    assert back.x.dtype == traj.x.dtype == np.dtype(traj.provenance["dtype"]) and back.record == 1
+    for kwargs in (dict(record="final"), dict(record="loss"), dict(record=7),
+                   dict(record=3, backend="reference", schedule={"lr": np.linspace(0.4, 0.1, 20)}),
+                   dict(backend="reference", objective=rn.Objective(chapter, chapter_grad, 2, f_star=0.0,
+                                                                    args=(np.array([0.2, 4.0]),)))):
+        obj = kwargs.pop("objective", rn.quadratic_2d())
+        run = rn.simulate(rn.Momentum(lr=0.01, beta=0.5), obj, (1.0, 2.0), 20, dtype=traj.x.dtype, **kwargs)
+        run.save(tmp_path / "r.npz")
+        back = rn.Trajectory.load(tmp_path / "r.npz")
+        _assert_same_run(back, run)
+        assert back.record == run.record
+        if run.schedule:
+            assert back.schedule.keys() == run.schedule.keys()
+            assert np.array_equal(back.schedule["lr"], run.schedule["lr"])
+
+
+def test_training_runs_round_trip_exactly(train_run, tmp_path):
+    run, path = train_run
+    back = rn.TrainResult.load(path)
+    _assert_same_run(back, run)
+    assert back.final_x.dtype == run.problem.dtype and back.loss.dtype == np.float64
+    assert back.final_loss == run.final_loss and back.sec_per_epoch == run.sec_per_epoch
+    np.testing.assert_array_equal(back.initial, run.initial)
+    np.testing.assert_array_equal(back.problem.X, run.problem.X)
+    np.testing.assert_array_equal(back.loss_epochs, run.loss_epochs)
+    assert (back.record, back.record_every, back.batch_size, back.epochs) == (2, None, 10, 2)
+    for kwargs in (dict(record="final"), dict(record_every=10), dict()):
+        other = rn.train(rn.RMSProp(lr=0.01), run.problem, 10, 2, backend="reference", **kwargs)
+        other.save(tmp_path / "o.npz")
+        _assert_same_run(rn.TrainResult.load(tmp_path / "o.npz"), other)
+
+
+def test_a_diverged_run_round_trips(tmp_path):
+    traj = rn.simulate(rn.RMSProp(lr=0.4, gamma=1.0), rn.quadratic_2d(), (-5.0, -2.0), 200, backend="reference")
+    assert traj.diverged_at is not None
+    traj.save(tmp_path / "d.npz")
+    _assert_same_run(rn.Trajectory.load(tmp_path / "d.npz"), traj)
+
+
+def _assert_run_invalid(cls, path, reason):
+    with pytest.raises(ValueError) as info:
+        cls.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} {INVALID}"), message
+    assert re.search(reason, message[len(f"{path} {INVALID}"):]), message
+
+
+def test_damaged_run_files_are_refused(trajectory, train_run, tmp_path):
+    for cls, (run, source) in ((rn.Trajectory, trajectory), (rn.TrainResult, train_run)):
+        data = source.read_bytes()
+        for size in [0, 30, len(data) // 2, len(data) - 22, len(data) - 1]:
+            (tmp_path / "cut.npz").write_bytes(data[:size])
+            _assert_run_invalid(cls, tmp_path / "cut.npz", "not an intact .npz archive")
+        directory = data.find(b"PK\x01\x02")
+        offsets = sorted(set(range(0, 140, 3)) | set(range(directory, len(data), 7)) | set(range(0, len(data), 29)))
+        refused = 0
+        for offset in offsets:
+            damaged = bytearray(data)
+            damaged[offset] ^= 0xFF
+            (tmp_path / "flip.npz").write_bytes(bytes(damaged))
+            try:
+                back = cls.load(tmp_path / "flip.npz")
+            except ValueError as err:
+                assert str(err).startswith(f"{tmp_path / 'flip.npz'} {INVALID}"), (offset, err)
+                refused += 1
+            else:
+                _assert_same_run(back, run)
+        assert refused > 0.7 * len(offsets)
+
+
+def test_foreign_and_other_kinds_of_files_are_refused(trajectory, train_run, quadratic, tmp_path):
+    np.savez(tmp_path / "plain.npz", x=np.zeros(3))
+    _assert_run_invalid(rn.Trajectory, tmp_path / "plain.npz", "it has no 'meta' entry")
+    _assert_run_invalid(rn.Trajectory, quadratic[1], "meta format is 'rmsnum.SweepResult/1': not a saved rmsnum "
+                                                     "Trajectory")
+    _assert_run_invalid(rn.TrainResult, trajectory[1], "not a saved rmsnum TrainResult")
+    _assert_invalid(train_run[1], "not a saved rmsnum SweepResult")
+    stale = _rewrite(trajectory[1], tmp_path / "stale.npz", _meta("format", "rmsnum.Trajectory/0"))
+    _assert_run_invalid(rn.Trajectory, stale, r"format is 'rmsnum.Trajectory/0'")
+
+
+RUN_CASES = [
+    ("steps other", _meta("steps", 19), r"'loss_steps' array is not every 1-th step of 0..19"),
+    ("record other", _meta("record", 2), r"'loss_steps' array is not every 2-th step"),
+    ("record unknown", _meta("record", "all"), r"meta\['record'\] is 'all'"),
+    ("state count", lambda e, m: m["state"].update(t=3), "its state counts 3 steps, but the run did 20"),
+    ("diverged late", _meta("diverged_at", 21), r"diverged_at'\] is 21, more than the run's 20 steps"),
+    ("slot dropped", _drop("state_s"), "it has no 'state_s' array"),
+    ("slot of other size", _entry("state_s", lambda a: a[:1].copy()), r"'state_s' array has shape \(1,\)"),
+    ("x of another dtype", _entry("x", lambda a: a.astype(np.float16)), "'x' array has dtype float16"),
+    ("loss shorter", _entry("loss", lambda a: a[:-1].copy()), r"'loss' array has shape \(20,\), not \(21,\)"),
+    ("an extra entry", _entry("extra", np.zeros(2)), r"unexpected entries \['extra'\]"),
+    ("optimizer unknown", lambda e, m: m["optimizer"].update({"class": "os:system"}),
+     "not the import path of an rmsnum optimizer class"),
+    ("optimizer not one", lambda e, m: m["optimizer"].update({"class": "rmsnum.objectives:Quadratic"}),
+     "is not an optimizer class"),
+    ("optimizer value bad", lambda e, m: m["optimizer"]["fields"].update(lr=-1.0), "RMSProp cannot be rebuilt"),
+    ("optimizer field unknown", lambda e, m: m["optimizer"]["fields"].update(alpha=1.0), "cannot be rebuilt"),
+    ("provenance dtype", lambda e, m: m["provenance"].update(dtype="float16"), "provenance dtype is 'float16'"),
+    ("a key missing", lambda e, m: m.pop("schedule"), "its meta lacks 'schedule'"),
+]
+
+
+@pytest.mark.parametrize("change, reason", [case[1:] for case in RUN_CASES], ids=[case[0] for case in RUN_CASES])
+def test_inconsistent_trajectory_files_are_refused(trajectory, tmp_path, change, reason):
+    _assert_run_invalid(rn.Trajectory, _rewrite(trajectory[1], tmp_path / "bad.npz", change), reason)
+
+
+TRAIN_CASES = [
+    ("epochs other", _meta("epochs", 3), r"meta\['steps'\] is 6, not the 9 updates"),
+    ("record bad", _meta("record", 0), "training schedule is not valid: record must be a positive int"),
+    ("loss_steps other", _entry("loss_steps", lambda a: a + 1), "'loss_steps' array is not the recorded updates"),
+    ("loss in float32", _entry("loss", lambda a: a.astype(np.float32)), "'loss' array has dtype float32"),
+    ("initial shorter", _entry("initial", lambda a: a[:-1].copy()), r"'initial' array has shape \(2,\)"),
+    ("on a quadratic", lambda e, m: m["objective"].update(kind="quadratic"), "not a linear regression"),
+    ("sec_per_epoch", _meta("sec_per_epoch", "fast"), r"sec_per_epoch'\] is 'fast'"),
+]
+
+
+@pytest.mark.parametrize("change, reason", [case[1:] for case in TRAIN_CASES], ids=[case[0] for case in TRAIN_CASES])
+def test_inconsistent_training_run_files_are_refused(train_run, tmp_path, change, reason):
+    _assert_run_invalid(rn.TrainResult, _rewrite(train_run[1], tmp_path / "bad.npz", change), reason)
+
+
+def test_to_xarray_of_runs(trajectory, train_run):
+    pytest.importorskip("xarray")
+    traj = trajectory[0]
+    ds = traj.to_xarray()
+    assert ds.x.dims == ("step", "coord") and ds.loss.dims == ("step",) and ds.final_x.dims == ("coord",)
+    np.testing.assert_array_equal(ds.step, np.arange(21))
+    np.testing.assert_array_equal(ds.x.values, traj.x)
+    assert ds.attrs["diverged_at"] == -1 and ds.attrs["dtype"] == traj.provenance["dtype"]
+    assert json.loads(ds.attrs["hyperparameters"])["lr"] == 0.4
+    run = train_run[0]
+    ds = run.to_xarray()
+    assert ds.final_x.dims == ("param",) and list(ds.param.values) == ["w0", "w1", "b"]
+    np.testing.assert_array_equal(ds.step, run.loss_steps)
+    np.testing.assert_array_equal(ds.epoch, run.loss_epochs)
+    final = rn.simulate(rn.RMSProp(lr=0.4), rn.quadratic_2d(), (-5.0, -2.0), 20, record="final",
+                        backend="reference").to_xarray()
+    assert set(final.data_vars) == {"final_x", "final_loss"}
+
+
+def test_the_shared_names(trajectory, train_run, quadratic):
+    """The same names on all three results."""
+    for result in (trajectory[0], train_run[0], quadratic[0]):
+        assert isinstance(result, rn.results.Result)
+        for name in ("final_x", "final_loss", "loss", "loss_steps", "hyperparameters", "diverged_at", "diverged",
+                     "steps", "objective", "provenance"):
+            getattr(result, name)
+    assert trajectory[0].hyperparameters["lr"] == 0.4 and train_run[0].hyperparameters["lr"] == 0.01
+    np.testing.assert_array_equal(quadratic[0].hyperparameters["lr"], [0.1, 0.4])
+    assert trajectory[0].diverged is False and trajectory[0].diverged_at is None
+    run = train_run[0]
+    np.testing.assert_array_equal(run.w, run.final_x[:-1])
+    assert run.b == run.final_x[-1] and run.objective is run.problem
+
+
+def test_the_old_name_loss_curve_warns(train_run):
+    run = train_run[0]
+    with pytest.warns(DeprecationWarning, match="loss_curve is deprecated.*TrainResult.loss"):
+        assert run.loss_curve is run.loss
+
+
+def test_a_training_sweep_of_final_values_round_trips(tmp_path):
+    data = rn.data.synthetic_regression(n=30, d=2, noise=0.3, seed=3)
+    problem = rn.LinearRegression(data.X.astype(np.float32), data.y.astype(np.float32))
+    res = rn.train_sweep(rn.RMSProp, problem, 10, 2, {"lr": [0.01, 0.1]}, record="final", progress=False)
+    assert res.loss is None and res.loss_steps is None and res.training["record"] == "final"
+    res.save(tmp_path / "f.npz")
+    _assert_same(rn.SweepResult.load(tmp_path / "f.npz"), res)
+    curves = rn.train_sweep(rn.RMSProp, problem, 10, 2, {"lr": [0.01, 0.1]}, record=2, progress=False)
+    np.testing.assert_array_equal(curves.final_x, res.final_x)
+    assert curves.loss_steps.tolist() == [2, 4, 6]

@@ -158,3 +158,75 @@ def test_a_quadratic_name_must_be_a_str():
     with pytest.raises(TypeError, match="name must be a str or None, got 123 of type int"):
         rn.Quadratic([1.0, 2.0], name=123)
     assert rn.Quadratic([1.0, 2.0], name="bowl").name == "bowl"
+
+
+# --------------------------------------------------------------------------- record=
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_record_keeps_the_rows_of_an_every_step_run(backend):
+    opt, obj = rn.RMSProp(lr=0.4, gamma=0.9), rn.quadratic_2d()
+    full = rn.simulate(opt, obj, **CHAPTER, backend=backend)
+    assert full.record == 1 and np.array_equal(full.loss_steps, np.arange(21))
+    assert np.array_equal(full.final_x, full.x[-1]) and full.final_loss == full.loss[-1]
+    for record, steps in (("final", None), ("loss", np.arange(21)), (3, np.arange(0, 21, 3)), (20, [0, 20]),
+                          (50, [0])):
+        traj = rn.simulate(opt, obj, **CHAPTER, backend=backend, record=record)
+        assert np.array_equal(traj.final_x, full.final_x) and traj.final_loss == full.final_loss
+        assert traj.state.t == 20 and np.array_equal(traj.state.s, full.state.s) and traj.steps == 20
+        if steps is None:
+            assert traj.x is None and traj.loss is None and traj.loss_steps is None
+            continue
+        assert np.array_equal(traj.loss_steps, steps) and np.array_equal(traj.loss, full.loss[steps])
+        if record == "loss":
+            assert traj.x is None
+        else:
+            assert np.array_equal(traj.x, full.x[steps])
+
+
+def test_record_of_a_diverging_run():
+    opt = rn.RMSProp(lr=0.4, gamma=1.0)
+    full = rn.simulate(opt, rn.quadratic_2d(), x0=(-5.0, -2.0), steps=200)
+    k = full.diverged_at
+    assert np.array_equal(full.final_x, full.x[k], equal_nan=True) and np.isnan(full.final_loss) or \
+        not np.isfinite(full.final_loss)
+    for record in ("final", "loss", 7):
+        traj = rn.simulate(opt, rn.quadratic_2d(), x0=(-5.0, -2.0), steps=200, record=record)
+        assert traj.diverged_at == k
+        assert np.array_equal(traj.final_x, full.final_x, equal_nan=True)
+        if traj.loss is not None:
+            np.testing.assert_array_equal(traj.loss, full.loss[traj.loss_steps])
+
+
+def test_record_final_allocates_no_trajectory():
+    import tracemalloc
+
+    opt, obj = rn.RMSProp(lr=0.4, gamma=0.9), rn.quadratic_2d()
+    rn.simulate(opt, obj, **CHAPTER, record="final")  # compiled before measuring
+    tracemalloc.start()
+    try:
+        traj = rn.simulate(opt, obj, x0=(-5.0, -2.0), steps=200_000, record="final")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert traj.x is None and traj.state.t == 200_000
+    assert peak < 200_000 * 2 * 8 / 4  # an every-step trajectory would need 3.2 MB
+    # and a length whose trajectory would never fit is accepted
+    with pytest.raises(ValueError, match="steps must be at most"):
+        rn.simulate(opt, obj, (1.0, 1.0), 2**62)
+    with pytest.raises(ValueError, match=r"steps must be at most 4611686018427387904 \(the kernels count"):
+        rn.simulate(opt, obj, (1.0, 1.0), 2**62 + 1, record="final")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(record="every"), TypeError, r"record must be 'final', 'loss' or a positive int k \(every k-th step\), "
+                                      "got 'every'"),
+    (dict(record=0), ValueError, r"record must be a positive int k \(every k-th step\), 'final' or 'loss', got 0"),
+    (dict(record=True), TypeError, "record must be 'final', 'loss'"),
+    (dict(record=2.0), TypeError, "record must be 'final', 'loss'"),
+    (dict(backend="dask"), ValueError, r"backend must be one of \('cpu', 'cuda', 'reference'\) for one run, got "
+                                       "'dask' \\(Dask runs sweeps"),
+])
+def test_bad_record_and_backend(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        rn.simulate(rn.RMSProp(lr=0.1), rn.quadratic_2d(), (1.0, 1.0), 5, **kwargs)

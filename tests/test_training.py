@@ -32,7 +32,7 @@ def test_every_optimizer_matches_the_numpy_reference(optimizer, dtype):
     assert run.w.dtype == problem.dtype and run.b.dtype == problem.dtype
     np.testing.assert_allclose(run.w, ref.w, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(run.b, ref.b, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(run.loss_curve, ref.loss_curve, rtol=rtol)
+    np.testing.assert_allclose(run.loss, ref.loss, rtol=rtol)
     np.testing.assert_allclose(run.final_loss, ref.final_loss, rtol=rtol)
     assert run.state.t == ref.state.t == run.steps == 3 * 13
     for slot in run.state.slots:
@@ -46,8 +46,8 @@ def test_the_chapter_loop_to_1e_10(regression_data):
     w, b = run.initial[:-1].copy(), run.initial[-1:].copy()
     losses = reference.chapter_rmsprop(problem.X, problem.y, w, b, minibatch_order(problem.n, 2, seed=7),
                                        lr=0.01, gamma=0.9, eps=1e-6, batch_size=10, record_every=200)
-    assert len(losses) == run.loss_curve.size == 15
-    np.testing.assert_allclose(run.loss_curve, losses, rtol=1e-10, atol=0)
+    assert len(losses) == run.loss.size == 15
+    np.testing.assert_allclose(run.loss, losses, rtol=1e-10, atol=0)
     np.testing.assert_allclose(run.w, w, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(run.b, b[0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(run.loss_epochs, np.arange(1, 16) * 200 / 1500)
@@ -63,7 +63,7 @@ def test_the_chapter_published_loss_over_20_seeds(airfoil):
     # each seed is its own train() run, bit for bit
     one = rn.train(rn.RMSProp(lr=0.01, gamma=0.9), problem, seed=13, **CHAPTER)
     assert one.final_loss == res.final_loss[13]
-    np.testing.assert_array_equal(one.loss_curve, res.loss[13])
+    np.testing.assert_array_equal(one.loss, res.loss[13])
 
 
 def test_the_torch_preset_against_the_chapters_concise_run(airfoil):
@@ -126,9 +126,9 @@ def test_property_kernel_equals_reference(n, d, batch, epochs, every, seed):
     run = rn.train(opt, problem, batch, epochs, seed=seed, record_every=every)
     ref = rn.train(opt, problem, batch, epochs, seed=seed, record_every=every, backend="reference")
     seen = np.cumsum(np.tile(np.diff(np.append(np.arange(0, n, batch), n)), epochs))
-    assert run.loss_curve.size == np.sum(seen % every == 0)
+    assert run.loss.size == np.sum(seen % every == 0)
     np.testing.assert_allclose(run.loss_epochs, seen[seen % every == 0] / n)
-    np.testing.assert_allclose(run.loss_curve, ref.loss_curve, rtol=1e-9)
+    np.testing.assert_allclose(run.loss, ref.loss, rtol=1e-9)
     np.testing.assert_allclose(np.append(run.w, run.b), np.append(ref.w, ref.b), rtol=1e-9, atol=1e-12)
 
 
@@ -141,7 +141,7 @@ def test_reproducible_and_seeded():
     a = rn.train(opt, problem, 10, 2, seed=1)
     b = rn.train(opt, problem, 10, 2, seed=1)
     c = rn.train(opt, problem, 10, 2, seed=2)
-    np.testing.assert_array_equal(a.loss_curve, b.loss_curve)
+    np.testing.assert_array_equal(a.loss, b.loss)
     np.testing.assert_array_equal(a.w, b.w)
     assert not np.array_equal(a.w, c.w)
     assert a.provenance["seed"] == 1 and a.provenance["backend"] == "cpu"
@@ -166,7 +166,7 @@ def test_float32_stays_float32():
     problem = small_problem("float32")
     run = rn.train(rn.RMSProp(lr=0.01), problem, 10, 2)
     assert run.w.dtype == np.float32 and run.initial.dtype == np.float32 and run.state.s.dtype == np.float32
-    assert run.loss_curve.dtype == np.float64  # losses are computed in float64
+    assert run.loss.dtype == np.float64  # losses are computed in float64
     assert run.provenance["dtype"] == "float32"
 
 
@@ -176,8 +176,8 @@ def test_divergence_is_a_result():
     ref = rn.train(rn.SGD(lr=1e10), problem, 10, 2, record_every=10, backend="reference")
     assert run.diverged and run.diverged_at == ref.diverged_at > 0
     assert not np.isfinite(run.final_loss)
-    assert np.all(np.isnan(run.loss_curve[run.diverged_at:]))
-    assert np.all(np.isfinite(run.loss_curve[:run.diverged_at - 1]))
+    assert np.all(np.isnan(run.loss[run.diverged_at:]))
+    assert np.all(np.isfinite(run.loss[:run.diverged_at - 1]))
     res = rn.train_sweep(rn.SGD, problem, 10, 2, grid={"lr": [0.01, 1e10]}, record_every=10, progress=False)
     np.testing.assert_array_equal(res.diverged_at, [-1, run.diverged_at])
     np.testing.assert_array_equal(res.final_x[1], np.append(run.w, run.b))
@@ -208,7 +208,7 @@ def test_train_sweep_equals_train_bit_for_bit(dtype):
     for flat in rng.choice(res.final_loss.size, 8, replace=False):
         index = np.unravel_index(flat, res.shape)
         run = rn.train(rn.RMSProp(**res.config(index)), problem, 16, 2, seed=9, record_every=32)
-        np.testing.assert_array_equal(res.loss[index], run.loss_curve)
+        np.testing.assert_array_equal(res.loss[index], run.loss)
         np.testing.assert_array_equal(res.final_x[index], np.append(run.w, run.b))
         assert res.final_loss[index] == run.final_loss
     np.testing.assert_allclose(res.loss_epochs, run.loss_epochs)
@@ -285,6 +285,10 @@ def test_linear_regression_rejects_bad_data():
     (dict(batch_size=True), TypeError, "batch_size must be an integer"),
     (dict(epochs=0), ValueError, "epochs must be an integer >= 1"),
     (dict(record_every=0), ValueError, "record_every must be an integer >= 1"),
+    (dict(record="every"), TypeError, r"record must be 'final', 'loss' or a positive int k \(every k-th update\)"),
+    (dict(record=0), ValueError, r"record must be a positive int k \(every k-th update\)"),
+    (dict(record=5, record_every=200), ValueError, "give record .in updates. or record_every .in examples., not both"),
+    (dict(backend="dask"), ValueError, r"backend must be one of \('cpu', 'cuda', 'reference'\) for one run"),
     (dict(init="uniform(0, 1)"), ValueError, "init must be 'normal"),
     (dict(init="normal(0, -1)"), ValueError, "init must be 'normal"),
     (dict(init=[1.0, 2.0]), ValueError, r"init must have shape \(4,\)"),
@@ -313,9 +317,57 @@ def test_train_rejects_wrong_kinds():
     (dict(grid={"lr": [0.1]}, batch_size=0), ValueError, "batch_size"),
     (dict(grid={"lr": [0.1]}, epochs=0), ValueError, "epochs"),
     (dict(grid={"lr": [0.1]}, fixed={"beta": 0.5}), ValueError, "unknown hyperparameter 'beta'"),
+    (dict(grid={"lr": [0.1]}, record="all"), TypeError, "record must be 'final', 'loss'"),
+    (dict(grid={"lr": [0.1]}, record=1, record_every=10), ValueError, "not both"),
 ])
 def test_train_sweep_rejects_bad_arguments(kwargs, error, match, tmp_path):
     args = dict(batch_size=10, epochs=2, progress=False, checkpoint=tmp_path / "ck") | kwargs
     with pytest.raises(error, match=match):
         rn.train_sweep(rn.RMSProp, small_problem(), **args)
     assert not (tmp_path / "ck").exists()
+
+
+# --------------------------------------------------------------------------- record= in updates
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_record_in_updates_keeps_the_points_of_an_every_update_run(backend):
+    # 97 examples in batches of 8: a ragged last minibatch, so updates and examples differ.
+    problem = small_problem()
+    kwargs = dict(batch_size=8, epochs=3, seed=5, backend=backend)
+    every = rn.train(rn.RMSProp(lr=0.01), problem, record="loss", **kwargs)
+    assert every.record == "loss" and every.record_every is None
+    np.testing.assert_array_equal(every.loss_steps, np.arange(1, 40))
+    assert every.loss[-1] == every.final_loss
+    for record in ("final", 4, 13, 39, 100):
+        run = rn.train(rn.RMSProp(lr=0.01), problem, record=record, **kwargs)
+        assert np.array_equal(run.final_x, every.final_x) and run.final_loss == every.final_loss
+        if record == "final":
+            assert run.loss is None and run.loss_steps is None and run.loss_epochs is None
+            continue
+        np.testing.assert_array_equal(run.loss_steps, np.arange(record, 40, record))
+        np.testing.assert_array_equal(run.loss, every.loss[run.loss_steps - 1])
+        np.testing.assert_array_equal(run.loss_epochs, every.loss_epochs[run.loss_steps - 1])
+
+
+def test_the_chapters_every_200_examples_is_every_20_updates(regression_data):
+    problem = rn.LinearRegression(regression_data)
+    chapter = rn.train(rn.RMSProp(lr=0.01, gamma=0.9), problem, seed=7, **CHAPTER)
+    updates = rn.train(rn.RMSProp(lr=0.01, gamma=0.9), problem, 10, 2, seed=7, record=20)
+    default = rn.train(rn.RMSProp(lr=0.01, gamma=0.9), problem, 10, 2, seed=7)
+    for run in (updates, default):
+        np.testing.assert_array_equal(run.loss, chapter.loss)
+        np.testing.assert_array_equal(run.loss_steps, np.arange(20, 301, 20))
+        np.testing.assert_array_equal(run.loss_epochs, chapter.loss_epochs)
+    assert (default.record, default.record_every, updates.record, updates.record_every) == (None, 200, 20, None)
+
+
+def test_train_sweep_records_in_updates_as_train():
+    problem = small_problem()
+    res = rn.train_sweep(rn.RMSProp, problem, 8, 3, {"lr": [0.01, 0.1]}, seed=5, record=4, progress=False)
+    for i, lr in enumerate([0.01, 0.1]):
+        run = rn.train(rn.RMSProp(lr=lr), problem, 8, 3, seed=5, record=4)
+        np.testing.assert_array_equal(res.loss[i], run.loss)
+        np.testing.assert_array_equal(res.final_x[i], run.final_x)
+    np.testing.assert_array_equal(res.loss_steps, run.loss_steps)
+    np.testing.assert_array_equal(res.loss_epochs, run.loss_epochs)

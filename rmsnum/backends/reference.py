@@ -119,26 +119,43 @@ def simulate(opt: Optimizer, objective: Quadratic | Objective, X: np.ndarray, lo
 
     Update t applies ``per_step[t]`` when given (a schedule), else ``opt``.
     """
-    dt = X.dtype.type
-    x = X[0].copy()
-    steps = X.shape[0] - 1
+    return trajectory(opt, objective, X[0], X.shape[0] - 1, state, seed, per_step, 1, X, loss)[0]
+
+
+def trajectory(opt: Optimizer, objective: Quadratic | Objective, x0: np.ndarray, steps: int, state: OptimizerState,
+               seed: int, per_step: list[Optimizer] | None = None, every: int = 1, X: np.ndarray | None = None,
+               loss: np.ndarray | None = None) -> tuple[int, np.ndarray, np.floating]:
+    """Run ``steps`` updates from ``x0`` (in its dtype), step by step; when not None,
+    fill ``X`` and ``loss`` at steps 0, every, 2 every, ... (row t // every).
+
+    Returns the diverged step or -1, the final x (for a diverged run, the first
+    iterate whose x or loss was not finite) and the loss there. Update t applies
+    ``per_step[t]`` when given (a schedule), else ``opt``.
+    """
+    dt = x0.dtype.type
+    x = x0.copy()
+    value = dt(np.nan)
     with np.errstate(all="ignore"):
         for t in range(steps + 1):
             if isinstance(objective, Objective):
-                loss[t] = objective.value(x)
+                value = dt(objective.value(x))
             else:
-                A, b = objective.A.astype(X.dtype), objective.b.astype(X.dtype)
+                A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
                 ax = A * x if A.ndim == 1 else A @ x
-                loss[t] = dt(0.5) * np.dot(x, ax) - np.dot(b, x)
-            X[t] = x
-            if not (np.all(np.isfinite(x)) and np.isfinite(loss[t])):
-                return t
+                value = dt(0.5) * np.dot(x, ax) - np.dot(b, x)
+            if t % every == 0:
+                if loss is not None:
+                    loss[t // every] = value
+                if X is not None:
+                    X[t // every] = x
+            if not (np.all(np.isfinite(x)) and np.isfinite(value)):
+                return t, x, value
             if t == steps:
-                return -1
+                return -1, x, value
             g = gradient(objective, x, t, seed)
             state.t += 1
             _RULES[opt.name](opt if per_step is None else per_step[t], x, g, state, state.t)
-    return -1
+    return -1, x, value
 
 
 def train(opt: Optimizer, problem: LinearRegression, params: np.ndarray, state: OptimizerState, order: np.ndarray,

@@ -18,22 +18,10 @@ from .._config import MAX_CHUNK_SIZE, MAX_CUDA_CHUNK_SIZE, MAX_STEPS
 from ..checkpoint import check_path
 from ..objectives import Objective, Quadratic
 from ..optimizers import Optimizer
-from ..results import SweepResult, _item
+from ..results import SweepResult, _item, record_interval
 from .executors import check_backend, execute_plan, provenance
 from .layout import default_chunk_size
 from .plan import check_factory, grid_axes, make_plan
-
-
-def _record(record: Any, steps: int) -> int | None:
-    if record == "final":
-        return None
-    if record == "loss":
-        return 1
-    if isinstance(record, (bool, np.bool_)) or not isinstance(record, (int, np.integer)):
-        raise TypeError(f"record must be 'final', 'loss' or a positive int k (every k-th step), got {record!r}")
-    if record < 1:
-        raise ValueError(f"record must be a positive int k (every k-th step), got {record}")
-    return int(record)
 
 
 def _tolerances(tol: Any) -> np.ndarray | None:
@@ -92,7 +80,9 @@ def sweep(
     fixed : dict, optional
         Arguments held fixed over the grid.
     record : "final", "loss" or int k
-        Keep only the final values, the loss at every step, or every k-th step.
+        Keep only the final values, the loss at every step, or the loss every
+        k-th step (steps 0, k, 2k, ...): the meaning of ``record=`` in
+        :func:`rmsnum.simulate` and :func:`rmsnum.train` too (see :class:`rmsnum.results.Result`).
     tol : float or sequence of float, optional
         Also find the first step with ``loss - f* < tol`` for each value.
     backend : "cpu", "cuda", "dask" or a dask.distributed.Client
@@ -181,7 +171,7 @@ def sweep(
     if "seed" in axes and seed is not None:
         raise ValueError("give seed=None when the grid has a 'seed' axis")
     seed_value = v.seed("seed", seed) or 0
-    every = _record(record, steps)
+    every = record_interval(record)
     tols = _tolerances(tol)
     if tols is not None and objective.f_star is None:
         raise ValueError(f"tol needs the minimum value f* of the objective {objective.name!r}: "
