@@ -6,10 +6,13 @@ files, gzipped or not) and never touches the network;
 parameters in one flat vector, so every :class:`~rmsnum.Optimizer` can update
 it in place; :func:`train_softmax` is the minibatch training loop.
 
-The loop runs in Python around compiled pieces: each minibatch gradient is two
-BLAS matrix products in NumPy and each update is the compiled
-:meth:`~rmsnum.Optimizer.step`, so the per-update overhead is tens of
-microseconds, small beside the products for the batch sizes one uses here.
+Training is a regular problem of the engine: on ``backend="cpu"`` (the
+default) every epoch, minibatch gradient, update and recorded point is one call
+of a compiled kernel (:mod:`rmsnum.backends.softmax`), instantiated for the
+optimizer's rule like the other CPU kernels. ``backend="reference"`` runs the
+plain loop in Python (NumPy's matrix products for the gradients and
+:meth:`~rmsnum.Optimizer.step` for the updates), the oracle the kernel is
+tested against.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import numpy as np
 
 from . import _validation as v
 from .optimizers import Optimizer, OptimizerState
+
+BACKENDS = ("cpu", "reference")
+"""The backends of :func:`train_softmax`."""
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -563,6 +569,8 @@ class SoftmaxResult:
     record_every : int
         Updates between recorded points.
     seed : int
+    backend : str
+        Where it ran: "cpu" (the compiled loop) or "reference".
     """
 
     loss_curve: np.ndarray
@@ -578,6 +586,7 @@ class SoftmaxResult:
     state: OptimizerState | None = field(default=None, repr=False)
     record_every: int = 0
     seed: int = 0
+    backend: str = "cpu"
 
     @property
     def final_loss(self) -> float:
@@ -599,6 +608,7 @@ def train_softmax(
     seed: int | None = 0,
     record_every: int | None = None,
     test: ClassificationData | None = None,
+    backend: str = "cpu",
 ) -> SoftmaxResult:
     """Train a softmax regression with minibatches.
 
@@ -606,8 +616,15 @@ def train_softmax(
     order (``numpy.random.default_rng(seed).permutation``, one per epoch) in
     minibatches of ``batch_size``; the last, smaller one is kept when the size
     does not divide the data. Each minibatch gives the mean gradient over its
-    rows (:meth:`SoftmaxRegression.grad`) and one in-place update
-    ``opt.step(params, g, state)``.
+    rows (:meth:`SoftmaxRegression.grad`) and one update of ``opt``, as
+    ``opt.step(params, g, state)`` would do it.
+
+    On ``backend="cpu"`` the whole run (every epoch, minibatch gradient,
+    update and recorded point) is one call of a compiled kernel, for any rule
+    and option of any optimizer; ``backend="reference"`` runs the same loop in
+    Python around NumPy and :meth:`~rmsnum.Optimizer.step`, the oracle of the
+    tests. The two agree to rounding (their matrix products sum in different
+    orders).
 
     A minibatch loss or recorded loss that is not finite stops the run; the
     updates done are reported in ``diverged_at`` and nothing is raised. The
@@ -631,10 +648,19 @@ def train_softmax(
     test : ClassificationData, optional
         Held-out data (same features, classes and dtype) whose accuracy is
         recorded beside the loss.
+    backend : {"cpu", "reference"}, default "cpu"
+        The compiled loop, or the Python one.
 
     Returns
     -------
     SoftmaxResult
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a wrong argument (among others a ``backend`` not in
+        :data:`BACKENDS`, or a hyperparameter that the working dtype cannot
+        hold), before any work.
 
     Examples
     --------
@@ -651,6 +677,12 @@ def train_softmax(
     array([10, 20, 30, 40, 50])
     >>> bool(run.loss_curve[-1] < 0.2 < np.log(3)), run.accuracy > 0.95, run.diverged_at
     (True, True, None)
+
+    The Python loop gives the same run, to rounding:
+
+    >>> slow = train_softmax(rn.RMSProp(lr=0.01), problem, batch_size=30, epochs=5, backend="reference")
+    >>> bool(np.allclose(slow.params, run.params, rtol=1e-12, atol=1e-14))
+    True
     """
     if not isinstance(opt, Optimizer):
         raise TypeError(f"opt must be an rmsnum optimizer such as RMSProp(lr=0.01), got {type(opt).__name__}")
@@ -668,16 +700,86 @@ def train_softmax(
     record_every = v.integer("record_every", record_every, low=1)
     if test is not None:
         test = problem._check_other("test", test)
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    opt.check_dtype(problem.dtype)
 
-    dt = problem.dtype
-    params = np.zeros(problem.dim, dtype=dt)
-    g = np.empty_like(params)
+    params = np.zeros(problem.dim, dtype=problem.dtype)
     state = opt.init(params)
+    orders = np.random.default_rng(seed_value)
+    train = _train_compiled if backend == "cpu" else _train_reference
+    losses, steps, test_acc, diverged, elapsed = train(opt, problem, params, state, orders, batch_size, epochs,
+                                                       record_every, test)
+    with np.errstate(all="ignore"):
+        accuracy = problem.accuracy(params)
+    done = int(steps[-1])
+    return SoftmaxResult(
+        loss_curve=losses,
+        loss_steps=steps,
+        accuracy=accuracy,
+        test_accuracy=test_acc,
+        params=params,
+        diverged_at=diverged,
+        sec_per_epoch=elapsed * per_epoch / max(done, 1),
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        state=state,
+        record_every=record_every,
+        seed=seed_value,
+        backend=backend,
+    )
+
+
+_Run = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "int | None", float]
+
+
+def _train_compiled(opt: Optimizer, problem: SoftmaxRegression, params: np.ndarray, state: OptimizerState,
+                    rng: np.random.Generator, batch_size: int, epochs: int, record_every: int,
+                    test: ClassificationData | None) -> _Run:
+    """The run as one call of :func:`rmsnum.backends.softmax.train` (one lane);
+    ``params`` and ``state`` are updated. Returns (losses, steps, test
+    accuracies or None, diverged_at, seconds of the updates)."""
+    from .backends import softmax
+    from .simulate import _finish_lane, _lane_arguments
+
+    n, dt = problem.n, problem.dtype
+    order = np.array([rng.permutation(n) for _ in range(epochs)], dtype=np.int64).reshape(epochs, n)
+    slots, d, dec, C, like = _lane_arguments(opt, state)
+    points = softmax.record_points(n, batch_size, epochs, record_every)
+    losses = np.full(points, np.nan)
+    accuracies = np.full(points, np.nan)
+    steps = np.zeros(points, np.int64)
+    counts = np.zeros(3, np.int64)
+    seconds = np.zeros(1)
+    if test is None:
+        TX, tlabels = np.empty((0, problem.features), dt), np.empty(0, np.int64)
+    else:
+        TX, tlabels = test.X, test.labels
+    run = softmax.train(opt.rule, params.reshape(problem.dim, 1), tuple(None if s is None else s[0] for s in slots),
+                        None if d is None else d[0], None if dec is None else dec[0], C[0], like, problem.data.X,
+                        problem.data.labels, order, batch_size, record_every, TX, tlabels, losses, accuracies, steps,
+                        counts, seconds)
+    start = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - start - float(seconds[0])
+    done, diverged, recorded = (int(c) for c in counts)
+    _finish_lane(state, d, done, -1)
+    return (losses[:recorded].copy(), steps[:recorded].copy(), None if test is None else accuracies[:recorded].copy(),
+            None if diverged < 0 else diverged, max(elapsed, 0.0))
+
+
+def _train_reference(opt: Optimizer, problem: SoftmaxRegression, params: np.ndarray, state: OptimizerState,
+                     rng: np.random.Generator, batch_size: int, epochs: int, record_every: int,
+                     test: ClassificationData | None) -> _Run:
+    """The run as a Python loop around :meth:`SoftmaxRegression._loss_grad` and
+    ``opt.step``: the oracle of the compiled one; same arguments and results."""
+    n = problem.n
+    g = np.empty_like(params)
     # One throw-away update first, so that compiling (or loading) the step kernel is not timed.
     scratch = np.zeros_like(params)
     opt.step(scratch, np.zeros_like(params), opt.init(scratch))
 
-    rng = np.random.default_rng(seed_value)
     losses: list[float] = []
     steps: list[int] = []
     test_acc: list[float] = []
@@ -715,20 +817,5 @@ def train_softmax(
     if not steps or steps[-1] != done:
         if not record() and diverged is None:
             diverged = done
-    with np.errstate(all="ignore"):
-        accuracy = problem.accuracy(params)
-    return SoftmaxResult(
-        loss_curve=np.array(losses, dtype=np.float64),
-        loss_steps=np.array(steps, dtype=np.int64),
-        accuracy=accuracy,
-        test_accuracy=None if test is None else np.array(test_acc, dtype=np.float64),
-        params=params,
-        diverged_at=diverged,
-        sec_per_epoch=elapsed * per_epoch / max(done, 1),
-        optimizer=opt,
-        epochs=epochs,
-        batch_size=batch_size,
-        state=state,
-        record_every=record_every,
-        seed=seed_value,
-    )
+    return (np.array(losses, dtype=np.float64), np.array(steps, dtype=np.int64),
+            None if test is None else np.array(test_acc, dtype=np.float64), diverged, elapsed)

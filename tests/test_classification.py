@@ -471,11 +471,13 @@ def test_training_is_reproducible_bit_for_bit_and_seed_matters(fmnist_dir):
     assert not np.array_equal(runs[0].params, runs[2].params)
 
 
-def test_minibatch_order_is_the_documented_shuffle():
-    """Each epoch: default_rng(seed).permutation(n), in batches; compared with a hand-written loop."""
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_minibatch_order_is_the_documented_shuffle(backend):
+    """Each epoch: default_rng(seed).permutation(n), in batches; compared with a hand-written loop
+    (bit for bit by the Python loop; to rounding by the compiled one, whose products sum in another order)."""
     problem = SoftmaxRegression(tiny_data(n=23))
     opt = rn.RMSProp(lr=0.05, gamma=0.9)
-    run = train_softmax(opt, problem, batch_size=5, epochs=3, seed=11)
+    run = train_softmax(opt, problem, batch_size=5, epochs=3, seed=11, backend=backend)
     params = np.zeros(problem.dim)
     state = opt.init(params)
     rng = np.random.default_rng(11)
@@ -483,7 +485,10 @@ def test_minibatch_order_is_the_documented_shuffle():
         order = rng.permutation(23)
         for first in range(0, 23, 5):
             opt.step(params, problem.grad(params, order[first:first + 5]), state)
-    np.testing.assert_array_equal(run.params, params)
+    if backend == "reference":
+        np.testing.assert_array_equal(run.params, params)
+    else:
+        np.testing.assert_allclose(run.params, params, rtol=1e-12, atol=1e-14)
 
 
 def test_float32_training_stays_float32():
@@ -551,6 +556,103 @@ def test_every_rule_trains():
                 rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True)):
         run = train_softmax(opt, problem, batch_size=10, epochs=5)
         assert run.diverged_at is None and run.final_loss < math.log(3), opt
+
+
+# --------------------------------------------------------------------------- the compiled loop against the Python one
+
+AGREE = {"float64": dict(rtol=1e-12), "float32": dict(rtol=1e-5)}
+OPTIMIZERS = {
+    "rmsprop": rn.RMSProp(lr=0.02, gamma=0.9),
+    "rmsprop-centered": rn.RMSProp.torch(lr=0.01, centered=True),
+    "rmsprop-momentum": rn.RMSProp.torch(lr=0.01, momentum=0.9),
+    "rmsprop-keras-centered-momentum": rn.RMSProp.keras(learning_rate=0.01, momentum=0.5, centered=True),
+    "rmsprop-bias-correction": rn.RMSProp(lr=0.01, bias_correction=True, weight_decay=0.01),
+    "adam": rn.Adam(lr=0.01),
+    "adamw-amsgrad": rn.AdamW.torch(lr=0.01, amsgrad=True),
+    "sgd": rn.SGD(lr=0.3),
+    "momentum": rn.Momentum(lr=0.1, beta=0.9),
+    "adagrad": rn.Adagrad(lr=0.2),
+}
+
+
+def _close(actual, desired, dtype, scale):
+    """Agreement to rounding: relative to each value, with an absolute floor at the arrays' scale."""
+    rtol = AGREE[dtype]["rtol"]
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_compiled_loop_agrees_with_the_python_loop(name, dtype):
+    """backend="cpu" (one kernel call) against backend="reference" (opt.step in Python): a last minibatch
+    that is smaller, a record interval that does not divide the updates, a test set."""
+    opt = OPTIMIZERS[name]
+    problem = SoftmaxRegression(tiny_data(dtype, n=47, p=6, k=4, seed=3))
+    test = tiny_data(dtype, n=21, p=6, k=4, seed=4)
+    runs = [train_softmax(opt, problem, batch_size=10, epochs=3, seed=5, record_every=4, test=test, backend=b)
+            for b in ("cpu", "reference")]
+    cpu, ref = runs
+    assert (cpu.backend, ref.backend) == ("cpu", "reference")
+    assert cpu.diverged_at is None and ref.diverged_at is None
+    np.testing.assert_array_equal(cpu.loss_steps, [4, 8, 12, 15])
+    np.testing.assert_array_equal(cpu.loss_steps, ref.loss_steps)
+    assert cpu.params.dtype == ref.params.dtype == np.dtype(dtype)
+    scale = float(np.max(np.abs(ref.params)))
+    _close(cpu.params, ref.params, dtype, scale)
+    _close(cpu.loss_curve, ref.loss_curve, dtype, 0.0)
+    np.testing.assert_array_equal(cpu.test_accuracy, ref.test_accuracy)
+    assert cpu.accuracy == ref.accuracy
+    assert cpu.state.t == ref.state.t == 15
+    assert cpu.state.arrays.keys() == ref.state.arrays.keys()
+    for slot, arr in ref.state.arrays.items():
+        if arr is not None:
+            assert cpu.state.arrays[slot].dtype == arr.dtype
+            _close(cpu.state.arrays[slot], arr, dtype, float(np.max(np.abs(arr))))
+    for attr in ("d1", "d2"):
+        assert getattr(cpu.state, attr) == pytest.approx(getattr(ref.state, attr), rel=AGREE[dtype]["rtol"])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_compiled_loop_agrees_on_the_synthetic_images(fmnist_dir, dtype):
+    """784 features, 10 classes: the sizes the kernel's loops are written for."""
+    problem = SoftmaxRegression(load_fashion_mnist(fmnist_dir, dtype=dtype, limit=90))
+    test = load_fashion_mnist(fmnist_dir, kind="t10k", dtype=dtype)
+    cpu, ref = (train_softmax(rn.RMSProp(lr=0.01), problem, batch_size=16, epochs=2, seed=1, test=test,
+                              backend=b) for b in ("cpu", "reference"))
+    _close(cpu.params, ref.params, dtype, float(np.max(np.abs(ref.params))))
+    _close(cpu.loss_curve, ref.loss_curve, dtype, 0.0)
+    np.testing.assert_array_equal(cpu.test_accuracy, ref.test_accuracy)
+
+
+@pytest.mark.parametrize("dtype, lr", [("float64", 1e307), ("float32", 1e37)])
+def test_both_backends_stop_at_the_same_divergence(dtype, lr):
+    rng = np.random.default_rng(0)
+    data = ClassificationData(rng.random((40, 50)).astype(dtype), rng.integers(0, 3, 40), ("a", "b", "c"))
+    cpu, ref = (train_softmax(rn.RMSProp(lr=lr), SoftmaxRegression(data), batch_size=8, epochs=3, backend=b)
+                for b in ("cpu", "reference"))
+    assert cpu.diverged_at == ref.diverged_at is not None
+    np.testing.assert_array_equal(cpu.loss_steps, ref.loss_steps)
+    assert cpu.state.t == ref.state.t == cpu.diverged_at
+
+
+def test_bad_backend_is_refused_before_any_work(monkeypatch):
+    from rmsnum.backends import softmax
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no kernel may run for a bad backend")
+
+    monkeypatch.setattr(softmax, "train", refuse)
+    problem = SoftmaxRegression(tiny_data())
+    for backend in ("cuda", "CPU", None):
+        with pytest.raises(ValueError, match=r"backend must be one of \('cpu', 'reference'\), got"):
+            train_softmax(rn.RMSProp(lr=0.01), problem, batch_size=5, epochs=1, backend=backend)
+
+
+def test_hyperparameters_the_dtype_cannot_hold_are_refused_before_any_work():
+    problem = SoftmaxRegression(tiny_data("float32"))
+    for backend in ("cpu", "reference"):
+        with pytest.raises(ValueError, match="lr=1e-50 rounds to 0 in float32"):
+            train_softmax(rn.RMSProp(lr=1e-50), problem, batch_size=5, epochs=1, backend=backend)
 
 
 # --------------------------------------------------------------------------- the real data, when present

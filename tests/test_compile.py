@@ -48,6 +48,27 @@ def test_two_simulate_calls_with_other_values_compile_once():
     assert compiles(lambda: other.step(x, x.copy(), state)) == []
 
 
+def test_record_modes_tolerances_and_dimensions_share_one_kernel():
+    """What is recorded (nothing, the loss, every k-th step), the tolerances and, for a
+    single run, the dimension are run-time values of one kernel, not compilations."""
+    opt = rn.RMSProp(lr=0.1, momentum=0.5)
+    grid = {"lr": [0.1, 0.2]}
+    rn.sweep(rn.RMSProp, Q3, (1.0, 2.0, -1.0), 20, grid, {"momentum": 0.5}, progress=False)
+    rn.simulate(opt, Q3, (1.0, 2.0, -1.0), 20)
+    others = [
+        lambda: rn.sweep(rn.RMSProp, Q3, (1.0, 2.0, -1.0), 20, grid, {"momentum": 0.5}, record="loss",
+                         progress=False),
+        lambda: rn.sweep(rn.RMSProp, Q3, (1.0, 2.0, -1.0), 20, grid, {"momentum": 0.5}, record=3,
+                         tol=[1e-2, 1e-4], progress=False),
+        lambda: rn.simulate(opt, rn.quadratic_2d(), (-5.0, -2.0), 20),
+        lambda: rn.simulate(opt, rn.Quadratic(np.arange(1.0, 13.0)), np.ones(12), 20),
+        lambda: rn.simulate(opt, Q3, (1.0, 2.0, -1.0), 20, schedule={"lr": np.linspace(0.1, 0.01, 20)}),
+    ]
+    for k, run in enumerate(others):
+        again = compiles(run)
+        assert again == [], f"call {k} compiled {again}"
+
+
 def test_an_option_pattern_is_a_compilation_of_its_own():
     """The counter does see compilations: a pattern not compiled before in this process
     (the kernels of a user objective are never cached on disk) compiles."""

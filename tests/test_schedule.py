@@ -357,13 +357,13 @@ def test_float32_scheduled_kernel_does_no_float64_arithmetic():
     dt = np.dtype(np.float32)
     rows = [dataclasses.replace(opt, lr=lr, weight_decay=wd).coefficients(dt) for lr, wd in [(0.1, 0.0), (0.2, 0.1)]]
     C, like = cpu.coefficient_table(rows, dt)
-    kernel = cpu._instantiate(cpu._run_objective_template, opt.rule, cache=False, lanes=4, parallel=True)
+    kernel = cpu._instantiate(cpu._run_objective_template, opt.rule, cache=False, lanes=4)
     x = np.ones((1, 2, 4), dt)
     state = tuple(np.zeros_like(x) for _ in range(3))
     C4 = np.ascontiguousarray(np.broadcast_to(C.T[:, :, None], (2, C.shape[0], 4)))[np.newaxis]
     kernel(x, state, np.zeros((1, 2, 4), dt), np.full((1, 4, 4), 0.5, dt), C4, like,
            (np.array([0.2, 4.0], dt), np.zeros(2, dt)), dt.type(1), dt.type(0.5), dt.type(0), None, dt.type(0),
-           np.array([1e-3], dt), 5, 1, np.empty((1, 6, 4), dt), None, np.empty((1, 4), dt),
+           np.array([1e-3], dt), 5, 1, np.empty((1, 6, 4), dt), np.empty((1, 0, 2, 4), dt), np.empty((1, 4), dt),
            np.empty((1, 4), np.int64), np.full((1, 1, 4), -1, np.int64))
     ir = "\n".join(kernel.inspect_llvm().values())
     assert re.findall(r"= f(?:add|sub|mul|div) float ", ir), "no float32 arithmetic found: test is broken"

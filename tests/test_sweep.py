@@ -388,12 +388,12 @@ def test_float32_sweep_kernel_does_no_float64_arithmetic():
     opt = rn.RMSProp(lr=0.1, centered=True, momentum=0.5, bias_correction=True)
     dt = np.dtype(np.float32)
     C, like = cpu.coefficient_table([opt.coefficients(dt)] * 4, dt)
-    kernel = cpu._instantiate(cpu._run_objective_template, opt.rule, cache=False, lanes=4, parallel=True)
+    kernel = cpu._instantiate(cpu._run_objective_template, opt.rule, cache=False, lanes=4)
     x = np.ones((1, 2, 4), dt)
     state = tuple(np.zeros_like(x) for _ in range(3))
-    kernel(x, state, np.zeros((1, 2, 4), dt), np.full((1, 4, 4), 0.5, dt), C.reshape(1, -1, 4), like,
+    kernel(x, state, np.zeros((1, 2, 4), dt), np.full((1, 4, 4), 0.5, dt), C.reshape(1, 1, -1, 4), like,
            (np.array([0.2, 4.0], dt), np.zeros(2, dt)), dt.type(1), dt.type(0.5), dt.type(0), None, dt.type(0),
-           np.array([1e-3], dt), 5, 1, np.empty((1, 6, 4), dt), None, np.empty((1, 4), dt),
+           np.array([1e-3], dt), 5, 1, np.empty((1, 6, 4), dt), np.empty((1, 0, 2, 4), dt), np.empty((1, 4), dt),
            np.empty((1, 4), np.int64), np.full((1, 1, 4), -1, np.int64))
     ir = "\n".join(kernel.inspect_llvm().values())
     assert re.findall(r"= f(?:add|sub|mul|div) float ", ir), "no float32 arithmetic found: test is broken"

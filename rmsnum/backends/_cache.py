@@ -26,6 +26,7 @@ COMPILED_SOURCES = (
     PACKAGE_DIR / "rules.py",
     PACKAGE_DIR / "backends" / "_neutral_types.py",
     PACKAGE_DIR / "backends" / "_parts.py",
+    PACKAGE_DIR / "backends" / "cpu.py",  # _advance and _instantiate, compiled into backends/softmax.py's kernels
     PACKAGE_DIR / "classics.py",  # the built-in objectives, compiled into their kernels
     PACKAGE_DIR / "_config.py",  # the constants and fast-math flags the kernels compile with
 )
