@@ -109,7 +109,7 @@ def bench_chapter(problem: rn.LinearRegression, reps: int) -> dict:
         numpy.append((time.perf_counter() - start) / epochs)
     return {"kernel": statistics.median(kernel), "train": statistics.median(train),
             "numpy": statistics.median(numpy), "n_losses": len(losses),
-            "loss_diff": float(np.max(np.abs(np.asarray(losses) - run.loss_curve))),
+            "loss_diff": float(np.max(np.abs(np.asarray(losses) - run.loss))),
             "w_diff": float(np.max(np.abs(np.append(w, b) - np.append(run.w, run.b))))}
 
 
@@ -152,7 +152,7 @@ def bench_sweep(problem: rn.LinearRegression, reps: int, sweeps_per_rep: int, st
         runs = sequential()
         t_seq.append((time.perf_counter() - start) * stride)
     mismatches = sum(
-        not (same_bits(res.final_loss[i, j], run.final_loss) and same_bits(res.loss[i, j], run.loss_curve)
+        not (same_bits(res.final_loss[i, j], run.final_loss) and same_bits(res.loss[i, j], run.loss)
              and same_bits(res.final_x[i, j], np.append(run.w, run.b)))
         for (i, j), run in zip(configs, runs))
     return {"sweep": statistics.median(t_sweep), "sequential": statistics.median(t_seq), "n_seq": len(configs),

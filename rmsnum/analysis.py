@@ -17,7 +17,7 @@ import numpy as np
 from . import _validation as v
 from . import rules
 from ._config import ROWS_PER_CHUNK
-from .objectives import Objective, Quadratic
+from .objectives import Objective, Quadratic, known_f_star
 from .optimizers import Optimizer, RMSProp
 from .simulate import Trajectory
 from .results import SweepResult
@@ -105,9 +105,12 @@ class _Series:
 
 def _series(run: Any, where: str, history: bool = True) -> _Series:
     if isinstance(run, Trajectory):
+        if run.loss is None:
+            raise ValueError(f'{where} needs the trajectory\'s loss: run simulate with record=1, k or "loss", '
+                             f"got record={run.record!r}")
         gap = run.gap.astype(np.float64)[None]
-        steps = np.arange(run.steps + 1)
-        final = np.array([gap[0, run.diverged_at if run.diverged else -1]])
+        steps = run.loss_steps
+        final = (np.asarray(run.final_loss) - known_f_star(run.objective)).astype(np.float64).reshape(1)
         diverged = np.array([-1 if run.diverged_at is None else run.diverged_at])
         shape: tuple[int, ...] = ()
         dtype, f_star = run.loss.dtype, run.objective.f_star
@@ -444,7 +447,15 @@ def limit_cycle(run: Trajectory | SweepResult, *, max_period: int = 64, tail: in
     return _sweep_cycle(run, series, max_period, tail, rtol)
 
 
+def _every_step(traj: Trajectory, where: str) -> None:
+    """Raise a ValueError unless ``traj`` kept its iterates at every step (``record=1``)."""
+    if traj.x is None or traj.record != 1:
+        raise ValueError(f"{where} needs the iterates of every step: run simulate with record=1 (the default), "
+                         f"got record={traj.record!r}")
+
+
 def _trajectory_cycle(traj: Trajectory, max_period: int, tail: int | None, rtol: float) -> LimitCycle:
+    _every_step(traj, "limit_cycle")
     d = traj.objective.dim
     none = LimitCycle(False, 0, np.full(d, np.nan), np.full(d, np.nan), math.nan)
     length = min(traj.steps + 1, tail if tail is not None else 4 * max_period)
@@ -555,7 +566,7 @@ def classify(run: Trajectory | SweepResult, tol: Any = None, *, rtol: float = 1e
     series = _series(run, "classify")
     limit = _default_tol(series) if tol is None else _tolerance(tol, series)
     stationary = _stationary(series, rtol)
-    if isinstance(run, Trajectory):
+    if isinstance(run, Trajectory) and run.record == 1:  # with fewer iterates, as for a sweep: the loss alone
         stationary &= bool(limit_cycle(run).found)
     codes = np.full(series.final_gap.shape, STALLED, np.int8)
     with np.errstate(invalid="ignore"):
@@ -679,6 +690,7 @@ def effective_step(traj: Trajectory) -> np.ndarray:
     """
     if not isinstance(traj, Trajectory):
         raise TypeError(f"traj must be a Trajectory (a sweep keeps no iterates), got {type(traj).__name__}")
+    _every_step(traj, "effective_step")
     if traj.schedule:
         raise ValueError("effective_step does not replay scheduled runs yet; the schedule is in traj.schedule")
     opt, steps = traj.optimizer, traj.steps if traj.diverged_at is None else traj.diverged_at

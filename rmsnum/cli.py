@@ -81,7 +81,7 @@ def _demo_regression(path: Path | None, download: bool, save: Callable[[Any, str
     run = train(RMSProp(lr=0.01, gamma=0.9), LinearRegression(dataset), batch_size=10, epochs=2, seed=0)
     lines = [f"minibatch linear regression on {dataset.name}{note}:",
              "  RMSProp lr 0.01, gamma 0.9, batch 10, 2 epochs",
-             f"  loss: {run.loss_curve[-1]:.3f}, {run.sec_per_epoch:.3f} sec/epoch "
+             f"  loss: {run.loss[-1]:.3f}, {run.sec_per_epoch:.3f} sec/epoch "
              f"({run.sec_per_epoch * 1e6:.0f} us per epoch)"]
     fig = Figure(figsize=(6, 4))
     plot.loss_curve(run, ax=fig.subplots(), label="RMSProp from scratch")

@@ -70,6 +70,8 @@ def weights(gammas: Sequence[float] = (0.95, 0.9, 0.8, 0.7), steps: int = 40, ax
 
 def trace_2d(traj: Trajectory, ax: Any = None, *, margin: float = 1.0, resolution: int = 200) -> Any:
     """A 2-D trajectory drawn over the contours of its objective (the chapter's ``show_trace_2d``)."""
+    if traj.x is None:
+        raise ValueError(f"trace_2d needs the iterates: run simulate with record=1 or k, got record={traj.record!r}")
     if traj.x.shape[1] != 2:
         raise ValueError(f"trace_2d needs a 2-D trajectory, got dimension {traj.x.shape[1]}")
     ax = _axes(ax)
@@ -104,7 +106,7 @@ def loss_curve(run: Trajectory | TrainResult, ax: Any = None, *, label: str | No
     """
     ax = _axes(ax)
     if isinstance(run, TrainResult):
-        ax.plot(run.loss_epochs, run.loss_curve, label=label)
+        ax.plot(run.loss_epochs, run.loss, label=label)
         floor = f"least-squares optimum {run.problem.f_star:.4f}"
         if floor not in [line.get_label() for line in ax.lines]:  # once, when several runs share the Axes
             ax.axhline(run.problem.f_star, color="0.4", linestyle=":", linewidth=1, label=floor)

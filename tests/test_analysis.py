@@ -811,3 +811,19 @@ def test_effective_step_refuses(q, sgd_sweep):
     scheduled = rn.simulate(rn.RMSProp(lr=0.4), q, X0, 10, schedule={"lr": np.full(10, 0.4)})
     with pytest.raises(ValueError, match="schedule"):
         an.effective_step(scheduled)
+
+
+def test_analysis_of_a_trajectory_that_kept_less_than_every_step():
+    """A run kept with record="final" has no loss history; one with record=k has no iterate
+    at every step: the analyses that need them say so, the others use what was kept."""
+    opt, q = rn.RMSProp(lr=0.4), rn.quadratic_2d()
+    final = rn.simulate(opt, q, (-5.0, -2.0), 2000, record="final")
+    sparse = rn.simulate(opt, q, (-5.0, -2.0), 2000, record=4)
+    full = rn.simulate(opt, q, (-5.0, -2.0), 2000)
+    with pytest.raises(ValueError, match="record=1, k or \"loss\", got record='final'"):
+        an.classify(final)
+    for name in ("limit_cycle", "effective_step"):
+        with pytest.raises(ValueError, match=f"{name} needs the iterates of every step.*got record=4"):
+            getattr(an, name)(sparse)
+    assert an.classify(full) == an.classify(sparse) == "orbit"
+    assert np.array_equal(sparse.loss, full.loss[::4]) and sparse.loss_steps[-1] == 2000

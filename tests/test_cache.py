@@ -54,7 +54,7 @@ for d in map(int, sys.argv[1:]):   # one rule, several compile-time dimensions
     data = rn.data.synthetic_regression(n=40, d=d, seed=d)
     problem = rn.LinearRegression(data)
     runs = [rn.train(rn.RMSProp(lr=0.05), problem, 8, 2, record_every=8, backend=b) for b in ("cpu", "reference")]
-    out.append(float(np.max(np.abs(runs[0].loss_curve - runs[1].loss_curve))))
+    out.append(float(np.max(np.abs(runs[0].loss - runs[1].loss))))
     out.append(float(np.max(np.abs(runs[0].w - runs[1].w))))
     A = np.arange(1.0, d + 1)
     res = rn.sweep(rn.RMSProp, rn.Quadratic(A), np.ones(d), 30, {"lr": [0.01] * 64}, progress=False)

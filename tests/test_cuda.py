@@ -378,7 +378,7 @@ def test_train_matches_the_cpu(name, dtype):
     np.testing.assert_array_equal(gpu.initial, ref.initial)  # the same start and (host-side) minibatch order
     assert_close_run(gpu.w, ref.w, dtype)
     assert_close_run(np.asarray(gpu.b), np.asarray(ref.b), dtype)
-    assert_close_run(gpu.loss_curve, ref.loss_curve, dtype)  # float64, from parameters in the working dtype
+    assert_close_run(gpu.loss, ref.loss, dtype)  # float64, from parameters in the working dtype
     assert_close_run(np.asarray(gpu.final_loss), np.asarray(ref.final_loss), dtype)
     for slot in ref.state.slots:
         assert_close_run(getattr(gpu.state, slot), getattr(ref.state, slot), dtype)
@@ -392,8 +392,8 @@ def test_train_reports_divergence_as_the_cpu_does(dtype):
     gpu = rn.train(rn.SGD(lr=1e10), problem, 10, 2, record_every=10, backend="cuda")
     ref = rn.train(rn.SGD(lr=1e10), problem, 10, 2, record_every=10)
     assert ref.diverged_at is not None and gpu.diverged_at == ref.diverged_at
-    assert not np.isfinite(gpu.final_loss) and np.isnan(gpu.loss_curve[gpu.diverged_at:]).all()
-    assert_close_run(gpu.loss_curve, ref.loss_curve, dtype)
+    assert not np.isfinite(gpu.final_loss) and np.isnan(gpu.loss[gpu.diverged_at:]).all()
+    assert_close_run(gpu.loss, ref.loss, dtype)
     assert_close_run(np.append(gpu.w, gpu.b), np.append(ref.w, ref.b), dtype)  # the parameters at divergence
     assert gpu.state.t == ref.state.t == ref.diverged_at
 
