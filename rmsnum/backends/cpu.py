@@ -412,6 +412,21 @@ def _over_blocks(nblocks: int, run: Callable[[int, int], None]) -> None:
         future.result()
 
 
+def _blockwise(kernel: Callable, args: tuple, blocked: tuple[int, ...]) -> Callable[[], None]:
+    """A function that runs ``kernel(*args)`` through :func:`_over_blocks`: the
+    arguments at the positions ``blocked`` have a leading block axis (arrays or
+    tuples of arrays) and are cut into the ranges; the others are shared. The
+    kernel's entry point for these argument types is looked up (or compiled)
+    once: calling it skips the dispatcher's typing of the arguments (about
+    80 us for each range, with the GIL held)."""
+    entry = kernel.compile(tuple(numba.typeof(arg) for arg in args))
+    nblocks = args[blocked[0]].shape[0]
+
+    def run(lo: int, hi: int) -> None:
+        entry(*(_rows(arg, lo, hi) if k in blocked else arg for k, arg in enumerate(args)))
+    return lambda: _over_blocks(nblocks, run)
+
+
 def _rows(arg, lo: int, hi: int):
     """Blocks ``lo:hi`` of a blocked argument (an array, a tuple of them, or None)."""
     if arg is None:
@@ -531,12 +546,9 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tup
     x_rec = np.empty((blocks, 0, n, w), x.dtype) if x_rec is None else x_rec
     hit = np.empty((blocks, 0, w), np.int64) if hit is None else hit
     kernel = _run_objective_kernel(rule, w, _unrolled_dim(n, w), functions)
-    one, half, sigma, fstar = dt(1), dt(0.5), dt(sigma), dt(fstar)
-
-    def run(lo: int, hi: int) -> None:
-        kernel(*_rows((x, S, d, dec, C), lo, hi), like, P, one, half, sigma, _rows(seeds, lo, hi), fstar, tol, steps,
-               every, *_rows((loss_rec, x_rec, final_loss, diverged, hit), lo, hi))
-    _over_blocks(blocks, run)
+    args = (x, S, d, dec, C, like, P, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
+            loss_rec, x_rec, final_loss, diverged, hit)
+    _blockwise(kernel, args, (0, 1, 2, 3, 4, 10, 15, 16, 17, 18, 19))()
 
 
 def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
@@ -558,10 +570,4 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: 
     rows = order.shape[1]
     args = (p, S, d, dec, C, like, X, y, order, batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch),
             dt(1), H, pstar, float(fstar), loss_rec, final_loss, diverged)
-    # The compiled entry point skips the dispatcher's typing of the 22
-    # arguments (~80 us), which would cost more than the chapter's whole run.
-    entry = kernel.compile(tuple(numba.typeof(arg) for arg in args))
-
-    def run(lo: int, hi: int) -> None:
-        entry(*_rows(args[:5], lo, hi), *args[5:17], *_rows(args[17:], lo, hi))
-    return lambda: _over_blocks(p.shape[0], run)
+    return _blockwise(kernel, args, (0, 1, 2, 3, 4, 17, 18, 19))
