@@ -183,18 +183,7 @@ def _array(entries: dict[str, np.ndarray], name: str, dtypes: tuple, shape: tupl
 
 def _meta(entries: dict[str, np.ndarray]) -> dict:
     """The checked JSON ``meta`` entry (its keys and their types)."""
-    raw = entries.get("meta")
-    if raw is None:
-        raise _Invalid("it has no 'meta' entry")
-    if raw.shape != () or raw.dtype.kind != "U":
-        raise _Invalid(f"its 'meta' entry is a {raw.dtype} array of shape {raw.shape}, not a JSON string")
-    try:
-        meta = json.loads(raw.item())
-    except json.JSONDecodeError as err:
-        raise _Invalid(f"its 'meta' entry is not JSON ({err})") from err
-    _typed(meta, (dict,), "its 'meta' entry", "a JSON object")
-    if meta.get("format") != FORMAT:
-        raise _Invalid(f"its meta format is {meta.get('format')!r}: not a saved rmsnum SweepResult ({FORMAT!r})")
+    meta = _run_meta(entries, FORMAT, "SweepResult")
     _keys(meta, _META_KEYS, "its meta")
     names = _typed(meta["axes"], (list,), "meta['axes']", "a list of axis names")
     if not names or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
