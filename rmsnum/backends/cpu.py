@@ -415,15 +415,13 @@ def _over_blocks(nblocks: int, run: Callable[[int, int], None]) -> None:
 def _blockwise(kernel: Callable, args: tuple, blocked: tuple[int, ...]) -> Callable[[], None]:
     """A function that runs ``kernel(*args)`` through :func:`_over_blocks`: the
     arguments at the positions ``blocked`` have a leading block axis (arrays or
-    tuples of arrays) and are cut into the ranges; the others are shared. The
-    kernel's entry point for these argument types is looked up (or compiled)
-    once: calling it skips the dispatcher's typing of the arguments (about
-    80 us for each range, with the GIL held)."""
-    entry = kernel.compile(tuple(numba.typeof(arg) for arg in args))
+    tuples of arrays) and are cut into the ranges; the others are shared.
+    ``kernel`` is a dispatcher (which types the arguments of each range, in C)
+    or a compiled entry point for these argument types."""
     nblocks = args[blocked[0]].shape[0]
 
     def run(lo: int, hi: int) -> None:
-        entry(*(_rows(arg, lo, hi) if k in blocked else arg for k, arg in enumerate(args)))
+        kernel(*(_rows(arg, lo, hi) if k in blocked else arg for k, arg in enumerate(args)))
     return lambda: _over_blocks(nblocks, run)
 
 
@@ -570,4 +568,7 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: 
     rows = order.shape[1]
     args = (p, S, d, dec, C, like, X, y, order, batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch),
             dt(1), H, pstar, float(fstar), loss_rec, final_loss, diverged)
-    return _blockwise(kernel, args, (0, 1, 2, 3, 4, 17, 18, 19))
+    # The compiled entry point skips the dispatcher's typing of the 20
+    # arguments (~80 us), which would cost more than the chapter's whole run.
+    entry = kernel.compile(tuple(numba.typeof(arg) for arg in args))
+    return _blockwise(entry, args, (0, 1, 2, 3, 4, 17, 18, 19))
