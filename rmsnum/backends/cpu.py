@@ -391,6 +391,7 @@ def _run_objective_kernel(rule: Callable, lanes: int, dim: int, functions: tuple
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 _PIECES_PER_THREAD = 4  # more pieces than threads: a thread whose blocks diverge early takes another
+_BLOCKS_PER_PIECE = 4  # fewer blocks: one piece per thread (each piece types its arguments, ~0.1 ms, GIL held)
 
 
 def _over_blocks(nblocks: int, run: Callable[[int, int], None]) -> None:
@@ -406,7 +407,7 @@ def _over_blocks(nblocks: int, run: Callable[[int, int], None]) -> None:
         pool = _POOLS.get(threads)
         if pool is None:
             pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="rmsnum-blocks")
-    pieces = min(nblocks, _PIECES_PER_THREAD * threads)
+    pieces = max(threads, min(_PIECES_PER_THREAD * threads, nblocks // _BLOCKS_PER_PIECE))
     edges = [nblocks * k // pieces for k in range(pieces + 1)]
     for future in [pool.submit(run, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]:
         future.result()
