@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from . import _validation as v
-from . import rules
 from ._config import ROWS_PER_CHUNK
 from .objectives import Objective, Quadratic, known_f_star
 from .optimizers import Optimizer, RMSProp
@@ -708,22 +707,21 @@ def effective_step(traj: Trajectory) -> np.ndarray:
 def _kernel_gradient(objective: Quadratic | Objective, x: np.ndarray, t: int, seed: int) -> np.ndarray:
     """The gradient of update ``t`` as the compiled kernels form it, in ``x``'s dtype: ``(A x)_i``
     summed over coordinates in order, minus ``b``, plus the noise of update ``t``."""
-    if isinstance(objective, Objective):
-        from .backends import reference
+    from .backends import reference
 
-        return reference.gradient(objective, x, t, seed)  # the objective's own grad, as the kernels call it
-    A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
-    if A.ndim == 1:
-        ax = A * x
+    if isinstance(objective, Objective):
+        g = objective.grad(x)  # the objective's own grad, as the kernels call it
     else:
-        ax = A[:, 0] * x[0]
-        for k in range(1, x.size):
-            ax = ax + A[:, k] * x[k]
-    g = ax - b
+        A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
+        if A.ndim == 1:
+            ax = A * x
+        else:
+            ax = A[:, 0] * x[0]
+            for k in range(1, x.size):
+                ax = ax + A[:, k] * x[k]
+        g = ax - b
     if objective.noise:
-        z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
-                      for i in range(x.size)], dtype=x.dtype)
-        g = g + x.dtype.type(objective.noise) * z
+        g = g + x.dtype.type(objective.noise) * reference.gradient_noise(seed, t, x.size, x.dtype)
     return g
 
 

@@ -720,10 +720,11 @@ class Objective:
         return arg if isinstance(arg, np.ndarray) else np.dtype(dtype).type(arg)
 
     def _kernel_form(self, dtype: Any, backend: str) -> tuple[tuple, tuple]:
-        """``(functions, P)`` for the kernels of ``backend``: the compiled pair, and
-        a placeholder then the extra arguments in the working dtype."""
+        """``(functions, P)`` for the kernels of ``backend``: the compiled pair (for the
+        CPU also when the reference calls it), and a placeholder then the extra
+        arguments in the working dtype."""
         dt = np.dtype(dtype)
-        return self.compiled(backend), (dt.type(0), *(self._run_argument(arg, dt) for arg in self.args))
+        return self.compiled("cuda" if backend == "cuda" else "cpu"), (dt.type(0), *(self._run_argument(arg, dt) for arg in self.args))
 
     def _points(self, x: Any) -> np.ndarray:
         x = np.asarray(x)

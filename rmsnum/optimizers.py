@@ -322,14 +322,13 @@ class Optimizer:
         >>> x.round(6)
         array([-3.735095, -0.735089])
         """
-        if v.on_device(x):
-            from .backends import cuda as kernels
+        from .backends import base  # the one way to a backend (a lazy import: backends sit above optimizers)
 
-            kernels.require()
+        device = v.on_device(x)
+        kernels = base.get("cuda" if device else "cpu", ("cpu", "cuda"), "a step")
+        if device:
             x, g, slots = self._check_step_device(x, g, state)
         else:
-            from .backends import cpu as kernels
-
             self._check_step(x, g, state)
             slots = tuple(state.arrays.get(name) for name in self.spec.slots)
         debias = None if self._decays() is None else self._next_debias(state)

@@ -14,6 +14,7 @@ import numpy as np
 from . import _validation as v
 from ._config import MAX_STEPS
 from .objectives import Objective, Quadratic
+from .backends import base
 from .optimizers import Optimizer, OptimizerState
 from .results import (_FLOATS, Result, _Invalid, _integer, _objective_record, _typed, array_entry, check_diverged,
                       check_entries, check_provenance, meta_keys, objective_from_entries, optimizer_from_record,
@@ -388,10 +389,9 @@ def simulate(
     if steps > MAX_STEPS:
         raise ValueError(f"steps must be at most {MAX_STEPS} (the kernels count steps in int64), got {steps}")
     opt.check_dtype(dt)
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} for one run, got {backend!r}"
-                         + (" (Dask runs sweeps of many configurations: rn.sweep(..., backend='dask'))"
-                            if not isinstance(backend, str) or backend == "dask" else ""))
+    if not isinstance(backend, str) or backend == "dask":
+        raise ValueError(f"backend must be one of {BACKENDS} for one run, got {backend!r} (Dask runs sweeps of "
+                         "many configurations: rn.sweep(..., backend='dask'))")
     if schedule is not None and not isinstance(schedule, dict):
         raise TypeError(f"schedule must be a dict mapping hyperparameter names to per-step values, "
                         f"got {type(schedule).__name__}")
@@ -400,23 +400,13 @@ def simulate(
     values = _schedule_values(opt, schedule, steps) if schedule else None
     per_step = _per_step_optimizers(opt, values, dt) if values else None
     start = _start(x0, objective.dim, dt)
-    if backend == "cuda":
-        from .backends import cuda
-
-        cuda.require()
-
+    kernels = base.get(backend, BACKENDS, "one run")
     state = opt.init_like((objective.dim,), dt)
     n_rec = 0 if every is None else steps // every + 1
     X = np.full((n_rec, objective.dim), np.nan, dtype=dt) if keep_x else None
     loss = np.full(n_rec, np.nan, dtype=dt) if every is not None else None
-    if backend in ("cpu", "cuda"):
-        diverged, final_x, final_loss = _run_compiled(backend, opt, objective, start, steps, every, X, loss, state,
-                                                      seed_value or 0, per_step or None)
-    else:
-        from .backends import reference
-
-        diverged, final_x, final_loss = reference.trajectory(opt, objective, start, steps, state, seed_value or 0,
-                                                             per_step or None, every or 1, X, loss)
+    diverged, final_x, final_loss = _run(kernels, backend, opt, objective, start, steps, every, X, loss, state,
+                                         seed_value or 0, per_step or None)
     from ._version import __version__
 
     provenance = {
@@ -457,6 +447,15 @@ def _lane_arguments(opt: Optimizer, state: OptimizerState, per_step: list[Optimi
     return slots, d, dec, np.ascontiguousarray(C.T)[np.newaxis, :, :, np.newaxis], like
 
 
+def _hyperparameters(opt: Optimizer, per_step: list[Optimizer] | None = None) -> dict | list[dict]:
+    """What the reference backend computes from: ``opt``'s fields, or under a
+    schedule those of each update's optimizer (one dict per distinct optimizer)."""
+    if not per_step:
+        return opt.hyperparameters()
+    fields = {id(step_opt): step_opt.hyperparameters() for step_opt in per_step}
+    return [fields[id(step_opt)] for step_opt in per_step]
+
+
 def _finish_lane(state: OptimizerState, d: np.ndarray | None, steps: int, diverged: int) -> None:
     """Bring ``state``'s step count and bias denominators up to date after a kernel run."""
     state.t = steps if diverged < 0 else diverged
@@ -464,16 +463,14 @@ def _finish_lane(state: OptimizerState, d: np.ndarray | None, steps: int, diverg
         state.d1, state.d2 = state.d1.dtype.type(d[0, 0, 0]), state.d2.dtype.type(d[0, 1, 0])
 
 
-def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic | Objective, start: np.ndarray, steps: int,
-                  every: int | None, X: np.ndarray | None, loss: np.ndarray | None, state: OptimizerState, seed: int,
-                  per_step: list[Optimizer] | None = None) -> tuple[int, np.ndarray, np.floating]:
-    """The trajectory as a sweep of one configuration, so that both run the same
-    kernel; ``per_step`` lists the optimizer of each update under a schedule.
-    ``X`` and ``loss`` (None: not recorded) are filled every ``every`` steps.
-    Returns the diverged step or -1, the final x and its loss."""
-    import importlib
-
-    kernels = importlib.import_module(f".backends.{backend}", __package__)
+def _run(kernels: base.Backend, backend: str, opt: Optimizer, objective: Quadratic | Objective, start: np.ndarray,
+         steps: int, every: int | None, X: np.ndarray | None, loss: np.ndarray | None, state: OptimizerState,
+         seed: int, per_step: list[Optimizer] | None = None) -> tuple[int, np.ndarray, np.floating]:
+    """The trajectory as a sweep of one configuration on ``kernels`` (the backend
+    called ``backend``), so that both run the same kernel; ``per_step`` lists the
+    optimizer of each update under a schedule. ``X`` and ``loss`` (None: not
+    recorded) are filled every ``every`` steps. Returns the diverged step or -1,
+    the final x and its loss."""
     dt = start.dtype
     n = start.size
     x = start.reshape(1, n, 1).copy()
@@ -485,6 +482,7 @@ def _run_compiled(backend: str, opt: Optimizer, objective: Quadratic | Objective
     kernels.run_objective(opt.rule, functions, x, slots, d, dec, C, like, P, objective.noise, seeds,
                           objective.f_star or 0.0, np.empty(0, dt), steps, every or 1,
                           None if loss is None else loss.reshape(1, loss.size, 1),
-                          None if X is None else X.reshape(1, X.shape[0], n, 1), final_loss, diverged, None)
+                          None if X is None else X.reshape(1, X.shape[0], n, 1), final_loss, diverged, None,
+                          hyper=(_hyperparameters(opt, per_step),))()
     _finish_lane(state, d, steps, int(diverged[0, 0]))
     return int(diverged[0, 0]), x.reshape(n), final_loss[0, 0]

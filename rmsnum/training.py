@@ -34,7 +34,8 @@ from .checkpoint import check_path
 from .sweep.chunk import in_slices
 from .sweep.executors import check_backend, execute_plan, provenance
 from .sweep.layout import blocks, default_chunk_size, pack, unpacker
-from .sweep.plan import check_factory, grid_axes, make_plan
+from .sweep.plan import grid_axes, make_plan, optimizer_and_fixed
+from .backends import base
 from .objectives import LinearRegression
 from .optimizers import Optimizer, OptimizerState
 
@@ -502,14 +503,10 @@ def train(
         raise TypeError(f"opt must be an rmsnum optimizer such as RMSProp(lr=0.01), got {type(opt).__name__}")
     schedule, spec = _check_common(problem, batch_size, epochs, record, record_every, init)
     seed_value = v.seed("seed", seed) or 0
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} for one run, got {backend!r}"
-                         + (" (Dask runs sweeps of many configurations: rn.train_sweep(..., backend='dask'))"
-                            if not isinstance(backend, str) or backend == "dask" else ""))
-    if backend == "cuda":
-        from .backends import cuda
-
-        cuda.require()
+    if not isinstance(backend, str) or backend == "dask":
+        raise ValueError(f"backend must be one of {BACKENDS} for one run, got {backend!r} (Dask runs sweeps of "
+                         "many configurations: rn.train_sweep(..., backend='dask'))")
+    kernels = base.get(backend, BACKENDS, "one run")
     dt = problem.dtype
     opt.check_dtype(dt)
     initial = _initial(spec, seed_value, problem)
@@ -517,19 +514,7 @@ def train(
     state = opt.init_like((problem.dim,), dt)
     params = initial.copy()
     kernel_loss = None if schedule.final else np.full(schedule.n_kernel, np.nan)
-    if backend in ("cpu", "cuda"):
-        diverged, final_loss, elapsed = _train_compiled(backend, opt, problem, schedule, params, state, order,
-                                                        kernel_loss)
-    else:
-        from .backends import reference
-
-        start = time.perf_counter()
-        scratch = np.full(schedule.kernel_steps.size, np.nan) if kernel_loss is None else kernel_loss
-        diverged = reference.train(opt, problem, params, state, order, schedule.batch_size, schedule.record_every,
-                                   scratch)
-        elapsed = time.perf_counter() - start
-        with np.errstate(all="ignore"):  # a diverged run's loss overflows: a result, not a warning
-            final_loss = float(problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64)))
+    diverged, final_loss, elapsed = _train_one(kernels, opt, problem, schedule, params, state, order, kernel_loss)
     from ._version import __version__
 
     provenance = {
@@ -554,17 +539,15 @@ def train(
     )
 
 
-def _train_compiled(backend: str, opt: Optimizer, problem: LinearRegression, schedule: _Schedule,
-                    params: np.ndarray, state: OptimizerState, order: np.ndarray,
-                    loss: np.ndarray | None) -> tuple[int, float, float]:
-    """One configuration through the training kernel of ``backend`` ("cpu": one
-    lane, serial; "cuda": one thread); ``params``, ``state`` and ``loss`` are
-    updated. Returns (diverged update or -1, final loss, seconds)."""
-    import importlib
+def _train_one(kernels: base.Backend, opt: Optimizer, problem: LinearRegression, schedule: _Schedule,
+               params: np.ndarray, state: OptimizerState, order: np.ndarray,
+               loss: np.ndarray | None) -> tuple[int, float, float]:
+    """One configuration through the training of the backend ``kernels`` (the CPU:
+    one lane, serial; the GPU: one thread; the reference: NumPy steps);
+    ``params``, ``state`` and ``loss`` are updated. Returns (diverged update or
+    -1, final loss, seconds)."""
+    from .simulate import _finish_lane, _hyperparameters, _lane_arguments
 
-    from .simulate import _finish_lane, _lane_arguments
-
-    kernels = importlib.import_module(f".backends.{backend}", __package__)
     n = problem.dim
     p = params.reshape(1, n, 1)
     slots, d, dec, C, like = _lane_arguments(opt, state)
@@ -573,9 +556,9 @@ def _train_compiled(backend: str, opt: Optimizer, problem: LinearRegression, sch
     X, y, H, pstar, fstar = _kernel_inputs(problem)
     run = kernels.train(opt.rule, p, slots, d, dec, C, like, X, y, order, schedule.batch_size,
                         schedule.record_every, H, pstar, fstar, None if loss is None else loss.reshape(1, loss.size, 1),
-                        final_loss, diverged)
+                        final_loss, diverged, hyper=(_hyperparameters(opt),))
     start = time.perf_counter()
-    run()
+    run()()
     elapsed = time.perf_counter() - start
     _finish_lane(state, d, schedule.steps, int(diverged[0, 0]))
     return int(diverged[0, 0]), float(final_loss[0, 0]), elapsed
@@ -611,16 +594,14 @@ class _TrainingSweep:
         return (self.schedule, self.init)
 
     def start_group(self, plan: Any, group: Any, index: tuple[np.ndarray, ...], members: np.ndarray,
-                    out: dict[str, np.ndarray], stream: Any, report: Callable[[int], Any] | None
-                    ) -> Callable[[], None]:
+                    out: dict[str, np.ndarray], backend: base.Backend, queue: Any,
+                    report: Callable[[int], Any] | None) -> Callable[[], None]:
         """Run one group's configurations, one kernel call per seed (all lanes
-        of a call see the same minibatches): on the CPU (``stream`` None) here
+        of a call see the same minibatches) on ``backend``: on the CPU here
         and now, in slices of blocks when progress is reported (``report(n)``
-        after each slice of n configurations); on the GPU enqueued on the
-        ``numba.cuda`` ``stream``. Returns the finishing step, which waits for
-        the GPU and unpacks the outputs."""
-        from .backends import cpu
-
+        after each slice of n configurations); on the GPU enqueued on
+        ``queue``. Returns the finishing step, which waits for the GPU and
+        unpacks the outputs."""
         problem = plan.objective
         names = list(plan.axes)
         seeds = (plan.axes["seed"][index[names.index("seed")]] if "seed" in plan.axes
@@ -640,17 +621,13 @@ class _TrainingSweep:
             blocked = (*packed[:5], loss_rec, final_loss, diverged)
             schedule = (X, y, order, self.schedule.batch_size, self.schedule.record_every, H, pstar, fstar)
             rule = group.representative.rule
-            if stream is None:
-                def run(lo: int, hi: int) -> None:
-                    p, S, d, dec, C, rec, fin, div = (blocks(arr, lo, hi) for arr in blocked)
-                    cpu.train(rule, p, S, d, dec, C, packed[5], *schedule, rec, fin, div)()
-                in_slices(nb, width, sel.size, run, report)
-            else:
-                from .backends import cuda
+            count = sel.size
 
-                p, S, d, dec, C, rec, fin, div = blocked
-                waits.append(cuda.train(rule, p, S, d, dec, C, packed[5], *schedule, rec, fin, div, count=sel.size,
-                                        stream=stream)())
+            def run(lo: int, hi: int) -> None:
+                p, S, d, dec, C, rec, fin, div = (blocks(arr, lo, hi) for arr in blocked)
+                waits.append(backend.train(rule, p, S, d, dec, C, packed[5], *schedule, rec, fin, div,
+                                           count=min(hi * width, count) - lo * width, queue=queue)())
+            in_slices(nb, width, count, run, report)
             unpackers.append(self._unpacker(out, members[sel], packed[0], final_loss, diverged, loss_rec))
 
         def finish() -> None:
@@ -691,8 +668,9 @@ def train_sweep(
 
     Parameters
     ----------
-    optimizer : optimizer class or preset
-        E.g. ``rn.RMSProp`` or ``rn.RMSProp.torch``.
+    optimizer : optimizer class, preset or instance
+        E.g. ``rn.RMSProp`` or ``rn.RMSProp.torch``; or an instance, whose
+        fields the grid overrides (as in :func:`rmsnum.sweep`).
     problem : LinearRegression
     batch_size, epochs : int
         As in :func:`train`.
@@ -731,12 +709,8 @@ def train_sweep(
     >>> res.final_loss.shape, res.loss.shape, res.loss_epochs[-1]
     ((3, 2), (3, 2, 3), np.float64(2.0))
     """
-    name, names = check_factory(optimizer)
+    optimizer, name, names, fixed = optimizer_and_fixed(optimizer, fixed, grid)
     schedule, spec = _check_common(problem, batch_size, epochs, record, record_every, init)
-    fixed = dict(fixed or {})
-    for key in fixed:
-        if key not in names:
-            raise ValueError(f"fixed has unknown hyperparameter {key!r}; allowed: {names}")
     if isinstance(grid, dict) and "x0" in grid:
         raise ValueError("a training sweep has no 'x0' axis; the starting parameters come from init and seed")
     axes = grid_axes(grid, names, fixed, problem.dim)

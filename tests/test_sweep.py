@@ -367,6 +367,32 @@ def test_preset_names_are_the_frameworks():
     assert res.optimizer == "RMSProp.keras" and res.dims == ("learning_rate", "rho")
 
 
+def test_an_instance_whose_fields_the_grid_overrides():
+    """An instance equals its class with its fields as fixed, bit for bit; fixed= wins over its
+    fields; presets and AdamW (whose constructor has no decoupled_weight_decay) work too."""
+    import dataclasses
+
+    q = DENSE
+    opt = rn.RMSProp.torch(lr=0.01, alpha=0.9, momentum=0.5, centered=True)
+    res = rn.sweep(opt, q, (1.0, -1.0, 0.5), 30, {"lr": [0.01, 0.05], "gamma": [0.9, 0.99]}, fixed={"eps": 1e-6},
+                   record="loss", progress=False)
+    assert res.optimizer == "RMSProp" and res.dims == ("lr", "gamma")
+    assert res.fixed["eps"] == 1e-6 and res.fixed["momentum"] == 0.5 and res.fixed["eps_in_sqrt"] is False
+    for i, lr in enumerate([0.01, 0.05]):
+        for j, gamma in enumerate([0.9, 0.99]):
+            one = rn.simulate(dataclasses.replace(opt, lr=lr, gamma=gamma, eps=1e-6), q, (1.0, -1.0, 0.5), 30)
+            np.testing.assert_array_equal(res.loss[i, j], one.loss)
+            np.testing.assert_array_equal(res.final_x[i, j], one.final_x)
+    adamw = rn.AdamW.torch(lr=0.05, amsgrad=True)
+    res = rn.sweep(adamw, q, (1.0, -1.0, 0.5), 30, {"weight_decay": [0.0, 0.1]}, progress=False)
+    one = rn.simulate(rn.AdamW.torch(lr=0.05, amsgrad=True, weight_decay=0.1), q, (1.0, -1.0, 0.5), 30)
+    np.testing.assert_array_equal(res.final_x[1], one.final_x)
+    with pytest.raises(ValueError, match="grid has unknown hyperparameter 'alpha'"):  # field names, not preset names
+        rn.sweep(opt, q, (1.0, -1.0, 0.5), 3, {"alpha": [0.9]}, progress=False)
+    with pytest.raises(ValueError, match="'lr' is both in grid and in fixed"):
+        rn.sweep(opt, q, (1.0, -1.0, 0.5), 3, {"lr": [0.1]}, fixed={"lr": 0.2}, progress=False)
+
+
 def test_doc_example_runs_in_a_fresh_process():
     code = textwrap.dedent("""
         import numpy as np, rmsnum as rn

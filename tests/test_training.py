@@ -224,6 +224,16 @@ def test_train_sweep_presets_and_many_blocks():
     assert res.final_loss[137] == run.final_loss
 
 
+def test_train_sweep_takes_an_instance_whose_fields_the_grid_overrides():
+    problem = small_problem(n=64, d=2)
+    opt = rn.Adam.torch(lr=0.01, amsgrad=True, weight_decay=0.01)
+    res = rn.train_sweep(opt, problem, 8, 2, {"lr": [0.01, 0.03]}, progress=False)
+    assert res.fixed["amsgrad"] is True and res.fixed["weight_decay"] == 0.01
+    run = rn.train(rn.Adam.torch(lr=0.03, amsgrad=True, weight_decay=0.01), problem, 8, 2)
+    np.testing.assert_array_equal(res.final_x[1], run.final_x)
+    assert res.final_loss[1] == run.final_loss
+
+
 def test_train_sweep_save_load_and_checkpoint(tmp_path):
     problem = small_problem(n=60)
     grid = {"lr": [0.01, 0.1], "gamma": [0.9, 0.99, 0.999]}

@@ -46,7 +46,8 @@ import math
 import threading
 import types
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable
 
 import numba
 import numpy as np
@@ -56,12 +57,16 @@ from .. import rules
 from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
+from .base import done, in_order
 from ._parts import (_full_loss, _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots,
                      element_update)
 
 _cache.install()
 
 from .._config import CACHE, JIT_FASTMATH, LANES, MAX_UNROLLED_DIM, PARALLEL_THRESHOLD
+
+NAME = "cpu"
+"""This backend's name, as ``backend=`` spells it."""
 
 
 @functools.cache
@@ -447,9 +452,25 @@ def _type_key(value) -> object:
     return repr(value) if isinstance(value, Neutral) else type(value)
 
 
-def step(rule: Callable, x: np.ndarray, g: np.ndarray, S: tuple, r1, r2, c: tuple) -> None:
+def missing() -> str | None:
+    """Always None: Numba, a dependency of rmsnum, runs the CPU backend."""
+    return None
+
+
+def require() -> None:
+    """Nothing to check: the CPU backend runs wherever rmsnum is installed."""
+
+
+def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:
+    """One job after the other (see :meth:`rmsnum.backends.base.Backend.pipeline`)."""
+    return in_order(jobs)
+
+
+def step(rule: Callable, x: np.ndarray, g: np.ndarray, S: tuple, r1, r2, c: tuple, *, hyper: Any = None,
+         t: int = 0) -> None:
     """One in-place update of C-contiguous arrays of x's dtype and shape (checked by the
-    caller): in parallel from :data:`PARALLEL_THRESHOLD` elements on, under a thread-safe layer."""
+    caller): in parallel from :data:`PARALLEL_THRESHOLD` elements on, under a thread-safe layer.
+    ``hyper`` and ``t`` are for the reference (the coefficients ``c`` say it all)."""
     parallel = x.size >= PARALLEL_THRESHOLD and thread_safe_layer()
     flat = (x.reshape(-1), g.reshape(-1), *(_flat(arr) for arr in S))
     args = (flat[0], flat[1], flat[2:], r1, r2, c)
@@ -519,8 +540,11 @@ def _unrolled_dim(n: int, lanes: int) -> int:
 
 def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple,
                   P: tuple, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
-                  final_loss: np.ndarray, diverged: np.ndarray, hit) -> None:
+                  final_loss: np.ndarray, diverged: np.ndarray, hit, *, hyper: Any = None,
+                  queue: Any = None) -> Callable[[], None]:
     """Run blocks of configurations on an objective; see :func:`_run_objective_template`.
+    The run is finished on return, which returns a ``wait`` with nothing to wait for
+    (``hyper`` and ``queue`` are for the reference and the GPU).
 
     ``functions`` is None for a quadratic, with ``P = (A, b)``, or the
     ``(value, grad)`` functions of a user objective compiled for the CPU, with
@@ -548,17 +572,21 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tup
     args = (x, S, d, dec, C, like, P, dt(1), dt(0.5), dt(sigma), seeds, dt(fstar), tol, steps, every,
             loss_rec, x_rec, final_loss, diverged, hit)
     _blockwise(kernel, args, (0, 1, 2, 3, 4, 10, 15, 16, 17, 18, 19))()
+    return done
 
 
 def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
           order: np.ndarray, batch: int, every: int, H: np.ndarray, pstar: np.ndarray, fstar: float, loss_rec,
-          final_loss: np.ndarray, diverged: np.ndarray) -> Callable[[], None]:
+          final_loss: np.ndarray, diverged: np.ndarray, *, count: int | None = None, hyper: Any = None,
+          queue: Any = None) -> Callable[[], Callable[[], None]]:
     """Train blocks of configurations on a linear regression; see :func:`_train_template`.
 
     Every array is C-contiguous, in the working dtype except ``order`` (int64)
     and ``H``, ``pstar``, ``loss_rec``, ``final_loss`` (float64), all checked by
-    the caller. Returns a function that runs the kernel, compiled beforehand,
-    so that callers can time the training alone.
+    the caller. Returns ``run``, which runs the kernel, compiled beforehand (so
+    that callers can time the training alone), and returns a ``wait`` with
+    nothing to wait for. All blocks are trained (``count`` is for the GPU,
+    ``hyper`` for the reference).
     """
     dt = p.dtype.type
     if p.shape[2] not in (1, LANES):
@@ -572,4 +600,9 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: 
     # The compiled entry point skips the dispatcher's typing of the 20
     # arguments (~80 us), which would cost more than the chapter's whole run.
     entry = kernel.compile(tuple(numba.typeof(arg) for arg in args))
-    return _blockwise(entry, args, (0, 1, 2, 3, 4, 17, 18, 19))
+    blockwise = _blockwise(entry, args, (0, 1, 2, 3, 4, 17, 18, 19))
+
+    def run() -> Callable[[], None]:
+        blockwise()
+        return done
+    return run

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 import numpy as np
@@ -55,6 +56,9 @@ from .._config import STEP_BLOCKS, THREADS_PER_BLOCK, WIDE_DIM
 
 INSTALL_HINT = 'pip install "rmsnum[cuda]" (numba-cuda with the CUDA 13 toolkit wheels)'
 
+
+NAME = "cuda"
+"""This backend's name, as ``backend=`` spells it."""
 
 def missing() -> str | None:
     """Why the CUDA backend cannot run here, or None when it can.
@@ -445,8 +449,24 @@ def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dty
     return cuda.jit(fn)
 
 
-def step(rule: Callable, x, g, S: tuple, r1, r2, c: tuple) -> None:
-    """One in-place update of C-contiguous device arrays (checked by the caller)."""
+def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:
+    """Run ``jobs`` two at a time on two streams (see
+    :meth:`rmsnum.backends.base.Backend.pipeline`): while one job's kernels run
+    and its results stream back, the host prepares the next one."""
+    streams = [cuda.stream(), cuda.stream()]
+    pending: list[tuple[Any, Callable[[], Any]]] = []
+    for k, (key, start) in enumerate(jobs):
+        pending.append((key, start(streams[k % 2])))
+        if len(pending) == 2:
+            first, finish = pending.pop(0)
+            yield first, finish()
+    for key, finish in pending:
+        yield key, finish()
+
+
+def step(rule: Callable, x, g, S: tuple, r1, r2, c: tuple, *, hyper: Any = None, t: int = 0) -> None:
+    """One in-place update of C-contiguous device arrays (checked by the caller);
+    ``hyper`` and ``t`` are for the reference."""
     dt = x.dtype.type
     one = dt(1)
     numeric = tuple(dt(v) for v in c if not isinstance(v, Neutral))
@@ -502,23 +522,22 @@ def _copy_back(arrays: dict[str, Any], dev: dict[str, Any], names: tuple, stream
 
 def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d, dec, C: np.ndarray,
                   like: tuple, P: tuple, sigma, seeds, fstar, tol, steps: int, every: int, loss_rec, x_rec,
-                  final_loss: np.ndarray, diverged: np.ndarray, hit, stream=None) -> Callable[[], None] | None:
+                  final_loss: np.ndarray, diverged: np.ndarray, hit, *, hyper: Any = None,
+                  queue: Any = None) -> Callable[[], None]:
     """Run blocks of configurations on an objective; host arrays in and out, as
     :func:`rmsnum.backends.cpu.run_objective` (``functions`` the user
     objective's ``(value, grad)`` as device functions, or None for a quadratic).
 
-    Without ``stream`` the call waits and the outputs are in place when it
-    returns (None). With a ``numba.cuda`` stream it only enqueues the copies and
-    the kernel, and returns ``wait``: calling it waits for that stream and puts
-    the outputs in place, so the host can prepare the next chunk meanwhile.
+    The copies and the kernel are enqueued on ``queue``, a ``numba.cuda``
+    stream (a new one when None), and the call returns ``wait``: calling it
+    waits for that stream and puts the outputs in place, so the host can
+    prepare the next chunk meanwhile. ``hyper`` is for the reference.
     """
+    stream = cuda.stream() if queue is None else queue
     dt = x.dtype.type
     slots = _slot_arrays(S)
     arrays = dict(x=x, **slots, d=d, dec=dec, C=C, seeds=seeds, tol=tol, loss_rec=loss_rec,
                   x_rec=x_rec, final_loss=final_loss, diverged=diverged, hit=hit)
-    own = stream is None
-    if own:
-        stream = cuda.stream()
     dev = _to_device(arrays, stream)
     dev_P = tuple(cuda.to_device(np.ascontiguousarray(p), stream=stream) if isinstance(p, np.ndarray) else p
                   for p in P)
@@ -533,17 +552,13 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tup
     else:
         kernel = _run_quadratic_wide_kernel(rule, _pattern(like), threads, x.dtype)
         kernel[configs, threads, stream](*args, cuda.device_array(x.shape, x.dtype, stream=stream))
-    wait = _copy_back(arrays, dev, (*_OUTPUTS, *slots), stream)
-    if own:
-        wait()
-        return None
-    return wait
+    return _copy_back(arrays, dev, (*_OUTPUTS, *slots), stream)
 
 
 def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: tuple, X: np.ndarray, y: np.ndarray,
           order: np.ndarray, batch: int, every: int, H: np.ndarray, pstar: np.ndarray, fstar: float, loss_rec,
-          final_loss: np.ndarray, diverged: np.ndarray, *, count: int | None = None,
-          stream=None) -> Callable[[], Callable[[], None] | None]:
+          final_loss: np.ndarray, diverged: np.ndarray, *, count: int | None = None, hyper: Any = None,
+          queue: Any = None) -> Callable[[], Callable[[], None]]:
     """Train blocks of configurations on a linear regression, one thread per
     configuration; host arrays in and out, with the arguments and outputs of
     :func:`rmsnum.backends.cpu.train` (see :func:`_train_template`).
@@ -552,19 +567,16 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: 
     blocked layout (all of it when None); the padding lanes after them are not
     computed and their outputs are undefined. As :func:`rmsnum.backends.cpu.train`,
     this prepares the run (the inputs are copied to the device on ``stream``,
-    the kernel compiled for them) and returns ``run``. Without ``stream``,
-    ``run()`` launches the kernel, waits and puts the outputs in place; with a
-    ``numba.cuda`` stream, ``run()`` only enqueues the kernel and the copies
-    back, and returns ``wait``, which waits for the stream and puts the outputs
-    in place (see :func:`run_objective`).
+    the kernel compiled for them) and returns ``run``. ``run()`` enqueues the
+    kernel and the copies back on ``queue`` (a ``numba.cuda`` stream; a new one
+    when None) and returns ``wait``, which waits for the stream and puts the
+    outputs in place (see :func:`run_objective`). ``hyper`` is for the reference.
     """
+    stream = cuda.stream() if queue is None else queue
     dt = p.dtype.type
     slots = _slot_arrays(S)
     arrays = dict(p=p, **slots, d=d, dec=dec, C=C, X=X, y=y, order=order, H=H, pstar=pstar, loss_rec=loss_rec,
                   final_loss=final_loss, diverged=diverged)
-    own = stream is None
-    if own:
-        stream = cuda.stream()
     dev = _to_device(arrays, stream)
     rows = order.shape[1]
     configs = p.shape[0] * p.shape[2] if count is None else int(count)
@@ -576,12 +588,8 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: 
         kernel.compile(tuple(kernel.typeof_pyval(arg) for arg in args))
     threads = THREADS_PER_BLOCK
 
-    def run() -> Callable[[], None] | None:
+    def run() -> Callable[[], None]:
         if configs:
             kernel[-(-configs // threads), threads, stream](*args)
-        wait = _copy_back(arrays, dev, (*_TRAIN_OUTPUTS, *slots), stream)
-        if own:
-            wait()
-            return None
-        return wait
+        return _copy_back(arrays, dev, (*_TRAIN_OUTPUTS, *slots), stream)
     return run

@@ -5,22 +5,30 @@ independently of :mod:`rmsnum.rules`: straight from each framework's
 definition, with ``if`` statements for the options and ``1 - beta**t`` for the
 bias corrections. Arithmetic stays in the arrays' dtype (NumPy's rules for
 Python scalars keep float32 as float32).
+
+It implements :class:`rmsnum.backends.base.Backend` with the compiled
+backends' arguments, but computes from each configuration's hyperparameters
+(``hyper``, the optimizer's fields), never from its coefficient table: the rule
+function only names the rule and its slots. Each configuration runs in a plain
+Python loop of NumPy steps, so it is slow; it is meant for small checks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from typing import TYPE_CHECKING
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .. import rules
-from ..objectives import LinearRegression, Objective, Quadratic
-
-if TYPE_CHECKING:  # the reference reads an optimizer's fields; it never imports the classes
-    from ..optimizers import Optimizer, OptimizerState
+from .base import done, in_order
 
 
-def _rmsprop(opt: "Optimizer", x, g, st: "OptimizerState", t: int) -> None:
+NAME = "reference"
+"""This backend's name, as ``backend=`` spells it."""
+
+def _rmsprop(opt, x, g, st, t: int) -> None:
     lr, gamma, eps = opt.lr, opt.gamma, opt.eps
     if opt.weight_decay and not opt.decoupled_weight_decay:
         g = g + opt.weight_decay * x
@@ -89,100 +97,175 @@ _RULES = {"rmsprop": _rmsprop, "sgd": _sgd, "momentum": _momentum, "adagrad": _a
 """Each rule of :data:`rmsnum.rules.REGISTRY`, by name, written independently of it."""
 
 
-def step(opt: "Optimizer", x: np.ndarray, g: np.ndarray, state: "OptimizerState") -> None:
-    """One in-place update of ``x`` and ``state`` (``state.t`` counts it)."""
-    opt._check_step(x, g, state)
-    state.t += 1
+def missing() -> str | None:
+    """Always None: the reference needs only NumPy."""
+    return None
+
+
+def require() -> None:
+    """Nothing to check: the reference runs wherever NumPy does."""
+
+
+def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:
+    """One job after the other (see :meth:`rmsnum.backends.base.Backend.pipeline`)."""
+    return in_order(jobs)
+
+
+def _fields(hyper: Mapping[str, Any]) -> types.SimpleNamespace:
+    return types.SimpleNamespace(**hyper)
+
+
+def _lane_state(rule: Callable, S: tuple, index: tuple) -> types.SimpleNamespace:
+    """The slots of one configuration as attributes (views of ``S`` at ``index``; None without array)."""
+    return types.SimpleNamespace(**{name: None if arr is None else arr[index]
+                                    for name, arr in zip(rules.lookup(rule).slots, S)})
+
+
+def step(rule: Callable, x: np.ndarray, g: np.ndarray, S: tuple, r1: Any, r2: Any, c: tuple, *,
+         hyper: Mapping[str, Any] | None = None, t: int = 0) -> None:
+    """Update ``t`` (counted from 1) of ``x`` and the slots ``S`` in place, from the
+    optimizer fields ``hyper`` (``r1``, ``r2`` and ``c`` are not read)."""
     with np.errstate(all="ignore"):
-        _RULES[opt.name](opt, x, g, state, state.t)
+        _RULES[rules.lookup(rule).name](_fields(hyper), x, g, _lane_state(rule, S, ...), t)
 
 
-def gradient(objective: Quadratic | Objective, x: np.ndarray, t: int, seed: int) -> np.ndarray:
-    """The gradient in ``x``'s dtype (``A x - b``, or the objective's ``grad``),
-    plus the gradient noise of update ``t``."""
+def _value_and_gradient(functions: tuple | None, P: tuple, x: np.ndarray) -> tuple[Any, np.ndarray]:
+    """f(x) and its gradient in x's dtype: the quadratic ``P = (A, b)`` written out, or
+    the user objective's compiled ``functions`` with its extra arguments ``P[1:]``."""
     dt = x.dtype.type
-    if isinstance(objective, Objective):
-        g = objective.grad(x)
-    else:
-        A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
-        g = (A * x if A.ndim == 1 else A @ x) - b
-    if objective.noise:
-        z = np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i))
-                      for i in range(x.size)], dtype=x.dtype)
-        g = g + dt(objective.noise) * z
-    return g
+    if functions is None:
+        A, b = P
+        ax = A * x if A.ndim == 1 else A @ x
+        return dt(0.5) * np.dot(x, ax) - np.dot(b, x), ax - b
+    value, grad = functions
+    g = np.zeros_like(x)
+    grad(x, g, *P[1:])
+    return dt(value(x, *P[1:]) + np.sum(x - x)), g  # a non-finite x makes the value NaN, as in the kernels
 
 
-def simulate(opt: Optimizer, objective: Quadratic | Objective, X: np.ndarray, loss: np.ndarray, state: OptimizerState,
-             seed: int, per_step: list[Optimizer] | None = None) -> int:
-    """Fill ``X`` and ``loss`` from ``X[0]`` step by step; return the diverged step or -1.
-
-    Update t applies ``per_step[t]`` when given (a schedule), else ``opt``.
-    """
-    return trajectory(opt, objective, X[0], X.shape[0] - 1, state, seed, per_step, 1, X, loss)[0]
+def gradient_noise(seed: int, t: int, n: int, dtype: Any) -> np.ndarray:
+    """The standard normal noise of update ``t`` for ``n`` coordinates, as the kernels draw it."""
+    return np.array([rules.gaussian(np.uint64(seed), np.uint64(0), np.uint64(t), np.uint64(i)) for i in range(n)],
+                    dtype=dtype)
 
 
-def trajectory(opt: Optimizer, objective: Quadratic | Objective, x0: np.ndarray, steps: int, state: OptimizerState,
-               seed: int, per_step: list[Optimizer] | None = None, every: int = 1, X: np.ndarray | None = None,
-               loss: np.ndarray | None = None) -> tuple[int, np.ndarray, np.floating]:
-    """Run ``steps`` updates from ``x0`` (in its dtype), step by step; when not None,
-    fill ``X`` and ``loss`` at steps 0, every, 2 every, ... (row t // every).
+def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d: Any, dec: Any, C: np.ndarray,
+                  like: tuple, P: tuple, sigma: float, seeds: Any, fstar: float, tol: np.ndarray, steps: int,
+                  every: int, loss_rec: Any, x_rec: Any, final_loss: np.ndarray, diverged: np.ndarray, hit: Any, *,
+                  hyper: Sequence | None = None, queue: Any = None) -> Callable[[], None]:
+    """Each configuration's run, step by step, with the arguments and outputs of
+    :func:`rmsnum.backends.cpu.run_objective`; ``functions`` are the user
+    objective's CPU-compiled ``(value, grad)``. ``hyper[k]`` is configuration k's
+    optimizer fields, or a sequence of them, one per update (a schedule). The
+    bias denominators ``d`` end as ``1 - beta**t`` of the decays ``dec``."""
+    blocks, n, w = x.shape
+    dt = x.dtype.type
+    for blk in range(blocks):
+        for j in range(w):
+            fields = hyper[blk * w + j]
+            per_step = None if isinstance(fields, Mapping) else [_fields(h) for h in fields]
+            fields = _fields(fields) if per_step is None else None
+            xj, state = x[blk, :, j], _lane_state(rule, S, (blk, slice(None), j))
+            seed = None if seeds is None else int(seeds[blk, j])
+            t, value = _trajectory(rule, functions, P, xj, state, fields, per_step, dt(sigma), seed, steps, every,
+                                   None if loss_rec is None else loss_rec[blk, :, j],
+                                   None if x_rec is None else x_rec[blk, :, :, j],
+                                   None if hit is None else hit[blk, :, j], tol, dt(fstar))
+            final_loss[blk, j], diverged[blk, j] = value, t
+            if d is not None:
+                done_updates = steps if t < 0 else t
+                d[blk, 0, j] = dt(1 - dec[blk, 0, j] ** done_updates)
+                d[blk, 1, j] = dt(1 - dec[blk, 2, j] ** done_updates)
+    return done
 
-    Returns the diverged step or -1, the final x (for a diverged run, the first
-    iterate whose x or loss was not finite) and the loss there. Update t applies
-    ``per_step[t]`` when given (a schedule), else ``opt``.
-    """
-    dt = x0.dtype.type
-    x = x0.copy()
-    value = dt(np.nan)
+
+def _trajectory(rule, functions, P, x, state, fields, per_step, sigma, seed, steps, every, loss, X, hit, tol, fstar):
+    """One configuration's run (x and the state's slots updated in place);
+    returns the diverged step or -1, and the last loss. For a diverged run, x
+    is left at the first iterate whose x or loss was not finite."""
+    name = rules.lookup(rule).name
     with np.errstate(all="ignore"):
         for t in range(steps + 1):
-            if isinstance(objective, Objective):
-                value = dt(objective.value(x))
-            else:
-                A, b = objective.A.astype(x.dtype), objective.b.astype(x.dtype)
-                ax = A * x if A.ndim == 1 else A @ x
-                value = dt(0.5) * np.dot(x, ax) - np.dot(b, x)
+            value, g = _value_and_gradient(functions, P, x)
             if t % every == 0:
-                if loss is not None:
+                if loss is not None and loss.size:
                     loss[t // every] = value
-                if X is not None:
+                if X is not None and X.size:
                     X[t // every] = x
-            if not (np.all(np.isfinite(x)) and np.isfinite(value)):
-                return t, x, value
+            if not np.isfinite(value):
+                return t, value
+            if hit is not None:
+                for k in range(tol.size):
+                    if hit[k] < 0 and value - fstar < tol[k]:
+                        hit[k] = t
             if t == steps:
-                return -1, x, value
-            g = gradient(objective, x, t, seed)
-            state.t += 1
-            _RULES[opt.name](opt if per_step is None else per_step[t], x, g, state, state.t)
-    return -1, x, value
+                return -1, value
+            if seed is not None:
+                g = g + sigma * gradient_noise(seed, t, x.size, x.dtype)
+            _RULES[name](fields if per_step is None else per_step[min(t, len(per_step) - 1)], x, g, state, t + 1)
+    return -1, value
 
 
-def train(opt: Optimizer, problem: LinearRegression, params: np.ndarray, state: OptimizerState, order: np.ndarray,
-          batch: int, every: int, loss: np.ndarray) -> int:
-    """Train ``params`` (w..., b) in place, one NumPy minibatch step at a time, over
-    the epochs of ``order``; fill ``loss`` with the full-data loss (float64, summed
-    over the data) whenever the examples seen reach a multiple of ``every``.
-    Return the updates done when a minibatch loss was first not finite, or -1."""
-    X, y = problem.X, problem.y
+def train(rule: Callable, p: np.ndarray, S: tuple, d: Any, dec: Any, C: np.ndarray, like: tuple, X: np.ndarray,
+          y: np.ndarray, order: np.ndarray, batch: int, every: int, H: np.ndarray, pstar: np.ndarray, fstar: float,
+          loss_rec: Any, final_loss: np.ndarray, diverged: np.ndarray, *, count: int | None = None,
+          hyper: Sequence | None = None, queue: Any = None) -> Callable[[], Callable[[], None]]:
+    """Each configuration trained one NumPy minibatch step at a time, with the
+    arguments and outputs of :func:`rmsnum.backends.cpu.train`; the full-data
+    loss is summed over the data directly (``mean((X w + b - y)**2) / 2`` in
+    float64), not from ``H``, ``pstar`` and ``fstar``."""
+    blocks, n, w = p.shape
+    configs = blocks * w if count is None else count
+
+    def run() -> Callable[[], None]:
+        for k in range(configs):
+            blk, j = divmod(k, w)
+            t, value = _train_one(rule, _fields(hyper[k]), p[blk, :, j], _lane_state(rule, S, (blk, slice(None), j)),
+                                  X, y, order, batch, every, None if loss_rec is None else loss_rec[blk, :, j])
+            final_loss[blk, j], diverged[blk, j] = value, t
+            if d is not None:
+                updates = _updates(order.shape, batch) if t < 0 else t
+                d[blk, 0, j] = p.dtype.type(1 - dec[blk, 0, j] ** updates)
+                d[blk, 1, j] = p.dtype.type(1 - dec[blk, 2, j] ** updates)
+        return done
+    return run
+
+
+def _updates(shape: tuple[int, int], batch: int) -> int:
+    epochs, rows = shape
+    return epochs * -(-rows // batch)
+
+
+def _full_data_loss(X: np.ndarray, y: np.ndarray, params: np.ndarray) -> float:
+    residual = X.astype(np.float64) @ params[:-1].astype(np.float64) + np.float64(params[-1]) - y.astype(np.float64)
+    return 0.5 * np.mean(residual * residual)
+
+
+def _train_one(rule, fields, params, state, X, y, order, batch, every, loss) -> tuple[int, Any]:
+    """Train one configuration's ``params`` (w..., b) in place over the epochs of
+    ``order``, recording the full-data loss whenever the examples seen reach a
+    multiple of ``every``. Returns the updates done when a minibatch loss was
+    first not finite (then that loss) or -1 (then the final full-data loss)."""
+    name = rules.lookup(rule).name
     t = seen = recorded = 0
     with np.errstate(all="ignore"):
         for epoch_order in order:
-            for start in range(0, problem.n, batch):
+            for start in range(0, order.shape[1], batch):
                 rows = epoch_order[start:start + batch]
                 Xb, yb = X[rows], y[rows]
                 residual = Xb @ params[:-1] + params[-1] - yb
-                if not np.isfinite(np.sum(residual * residual)):
-                    return t
-                g = np.append(Xb.T @ residual, np.sum(residual)) / len(rows)
-                state.t += 1
-                _RULES[opt.name](opt, params, g, state, state.t)
+                batch_loss = np.sum(residual * residual)
+                if not np.isfinite(batch_loss):
+                    return t, batch_loss
+                g = np.append(Xb.T @ residual, np.sum(residual)) / params.dtype.type(len(rows))
                 t += 1
+                _RULES[name](fields, params, g, state, t)
                 seen += len(rows)
                 if seen % every == 0:
-                    loss[recorded] = problem.loss(params[:-1].astype(np.float64), params[-1].astype(np.float64))
+                    if loss is not None:
+                        loss[recorded] = _full_data_loss(X, y, params)
                     recorded += 1
-    return -1
+    return -1, _full_data_loss(X, y, params)
 
 
 def chapter_rmsprop(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray, order: np.ndarray, lr: float,

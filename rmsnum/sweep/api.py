@@ -21,7 +21,7 @@ from ..optimizers import Optimizer
 from ..results import SweepResult, _item, record_interval
 from .executors import check_backend, execute_plan, provenance
 from .layout import default_chunk_size
-from .plan import check_factory, grid_axes, make_plan
+from .plan import grid_axes, make_plan, optimizer_and_fixed
 
 
 def _tolerances(tol: Any) -> np.ndarray | None:
@@ -62,9 +62,12 @@ def sweep(
 
     Parameters
     ----------
-    optimizer : optimizer class or preset
+    optimizer : optimizer class, preset or instance
         E.g. ``rn.RMSProp`` or ``rn.RMSProp.torch``; the grid and ``fixed``
-        use its argument names (``alpha`` for the torch preset).
+        use its argument names (``alpha`` for the torch preset). An instance,
+        e.g. ``rn.RMSProp.torch(lr=0.01, momentum=0.9)``, fixes every field the
+        grid does not override; the grid and ``fixed`` then use the field names
+        (``gamma``, not ``alpha``), and the result's ``fixed`` lists the fields.
     objective : Quadratic or Objective
         A quadratic, a classic of :mod:`rmsnum.classics`, or an
         :class:`Objective` of the user's own Numba functions.
@@ -147,18 +150,23 @@ def sweep(
     ((3, 2), ('lr', 'gamma'))
     >>> round(float(res.final_x[1, 0, 0]), 6)   # lr 0.4, gamma 0.9: the chapter's run
     -0.010599
+
+    An instance whose fields the grid overrides (here the learning rate of a
+    torch-style optimizer with momentum):
+
+    >>> opt = rn.RMSProp.torch(lr=0.01, alpha=0.9, momentum=0.5)
+    >>> res = rn.sweep(opt, rn.quadratic_2d(), x0=(-5.0, -2.0), steps=100, grid={"lr": [0.01, 0.1]},
+    ...                progress=False)
+    >>> res.optimizer, res.fixed["momentum"], res.fixed["eps_in_sqrt"]
+    ('RMSProp', 0.5, False)
     """
-    name, names = check_factory(optimizer)
+    optimizer, name, names, fixed = optimizer_and_fixed(optimizer, fixed, grid)
     if not isinstance(objective, (Quadratic, Objective)):
         raise TypeError(f"objective must be a Quadratic or an Objective, got {type(objective).__name__}")
     steps = v.integer("steps", steps)
     if steps > MAX_STEPS:
         raise ValueError(f"steps must be at most {MAX_STEPS} (the kernels count steps in int64), got {steps}")
     dt = v.float_dtype("dtype", dtype)
-    fixed = dict(fixed or {})
-    for key in fixed:
-        if key not in names:
-            raise ValueError(f"fixed has unknown hyperparameter {key!r}; allowed: {names}")
     axes = grid_axes(grid, names, fixed, objective.dim)
     if "x0" in axes:
         if x0 is not None:

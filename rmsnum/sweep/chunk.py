@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from .._config import SLICE_SECONDS
+from ..backends.base import Backend
 from .layout import blocked, blocks, pack, unpacker
 from .plan import Group, Plan, chunk_bounds
 
 _BLOCKED_ARGS = frozenset(("x", "S", "d", "dec", "C", "seeds", "loss_rec", "x_rec", "final_loss",
                            "diverged", "hit"))
-"""The arguments of :func:`rmsnum.backends.cpu.run_objective` that have a leading block axis."""
+"""The arguments of :meth:`rmsnum.backends.base.Backend.run_objective` that have a leading block axis."""
 
 
 def empty_outputs(plan: Plan, count: int) -> dict[str, np.ndarray]:
@@ -53,14 +54,17 @@ def expected_outputs(plan: Plan, chunk: int) -> dict[str, tuple[tuple[int, ...],
 def run_chunk(plan: Plan, chunk: int, report: Callable[[int], Any] | None = None) -> dict[str, np.ndarray]:
     """Run one chunk of configurations on the CPU; the outputs are in flat grid order.
     ``report(n)``, when given, is called as each slice of n configurations finishes."""
-    return start_chunk(plan, chunk, report=report)()
+    from ..backends import cpu
+
+    return start_chunk(plan, chunk, cpu, report=report)()
 
 
-def start_chunk(plan: Plan, chunk: int, stream: Any = None,
+def start_chunk(plan: Plan, chunk: int, backend: Backend, queue: Any = None,
                 report: Callable[[int], Any] | None = None) -> Callable[[], dict[str, np.ndarray]]:
-    """Start one chunk: on the CPU (``stream`` None) it runs here and now; with a
-    ``numba.cuda`` stream its kernels are only enqueued there. Returns ``finish``,
-    which waits for the chunk and gives its outputs in flat grid order."""
+    """Start one chunk on ``backend``: on the CPU it runs here and now (in slices
+    when ``report`` is given, see :func:`in_slices`); on the GPU its kernels are
+    only enqueued on ``queue``. Returns ``finish``, which waits for the chunk and
+    gives its outputs in flat grid order."""
     lo, hi = chunk_bounds(plan, chunk)
     flat = np.arange(lo, hi)
     index = np.unravel_index(flat, plan.shape)
@@ -76,8 +80,8 @@ def start_chunk(plan: Plan, chunk: int, stream: Any = None,
     for n, group in enumerate(plan.groups):
         members = np.flatnonzero(group_of == n)
         if members.size:
-            finishers.append(_start_group(plan, group, tuple(ix[members] for ix in index), members, out, stream,
-                                          report))
+            finishers.append(_start_group(plan, group, tuple(ix[members] for ix in index), members, out, backend,
+                                          queue, report))
 
     def finish() -> dict[str, np.ndarray]:
         for finish_group in finishers:
@@ -87,11 +91,12 @@ def start_chunk(plan: Plan, chunk: int, stream: Any = None,
 
 
 def _start_group(plan: Plan, group: Group, index: tuple[np.ndarray, ...], members: np.ndarray,
-                 out: dict[str, np.ndarray], stream: Any, report: Callable[[int], Any] | None) -> Callable[[], None]:
-    """Pack one group's configurations into blocks and run them (CPU) or enqueue
-    them on ``stream`` (CUDA); the returned ``finish`` unpacks the outputs."""
+                 out: dict[str, np.ndarray], backend: Backend, queue: Any,
+                 report: Callable[[int], Any] | None) -> Callable[[], None]:
+    """Pack one group's configurations into blocks and start them on ``backend``
+    (see :func:`start_chunk`); the returned ``finish`` unpacks the outputs."""
     if plan.training is not None:
-        return plan.training.start_group(plan, group, index, members, out, stream, report)
+        return plan.training.start_group(plan, group, index, members, out, backend, queue, report)
     dt = plan.dtype
     count = members.size
     n = plan.objective.dim
@@ -109,26 +114,22 @@ def _start_group(plan: Plan, group: Group, index: tuple[np.ndarray, ...], member
     loss_rec = None if plan.every is None else np.full((nb, plan.n_recorded, width), np.nan, dt)
     hit = None if plan.tol is None else np.full((nb, plan.tol.size, width), -1, np.int64)
     tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
-    functions, P = plan.objective._kernel_form(dt, "cpu" if stream is None else "cuda")
+    functions, P = plan.objective._kernel_form(dt, backend.NAME)
     args = (group.representative.rule, functions, *packed, P, plan.objective.noise, seeds,
             plan.objective.f_star or 0.0, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
     unpack = unpacker(out, members, {"final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged,
                                      "loss": loss_rec, "steps_to_tol": hit})
-    if stream is None:
-        from ..backends import cpu
+    named = inspect.signature(backend.run_objective).bind(*args).arguments
+    waits = []
 
-        named = inspect.signature(cpu.run_objective).bind(*args).arguments
-
-        def run(lo: int, hi: int) -> None:
-            cpu.run_objective(**{k: blocks(arg, lo, hi) if k in _BLOCKED_ARGS else arg for k, arg in named.items()})
-        in_slices(nb, width, count, run, report)
-        return unpack
-    from ..backends import cuda
-
-    wait = cuda.run_objective(*args, stream=stream)
+    def run(lo: int, hi: int) -> None:
+        waits.append(backend.run_objective(**{k: blocks(arg, lo, hi) if k in _BLOCKED_ARGS else arg
+                                              for k, arg in named.items()}, queue=queue))
+    in_slices(nb, width, count, run, report)
 
     def finish() -> None:
-        wait()
+        for wait in waits:
+            wait()
         unpack()
     return finish
 

@@ -1,7 +1,9 @@
-"""Running a plan's chunks: here on the CPU, on the GPU two chunks in flight, or on a Dask cluster.
+"""Running a plan's chunks: here on a backend (the CPU, or the GPU with two chunks in flight), or on a Dask cluster.
 
 The executors differ only in where and in which order chunks run; each chunk
-is :func:`rmsnum.sweep.chunk.run_chunk` (or its CUDA twin), so the results do
+is :func:`rmsnum.sweep.chunk.start_chunk` on a backend (its
+:meth:`~rmsnum.backends.base.Backend.pipeline` decides how many are in
+flight; Dask runs each on a worker's CPU), so the results do
 not depend on the executor (CUDA aside: fused multiply-adds). This module also
 checks that the results fit in memory, saves each finished chunk in the
 checkpoint (and skips those found there), shows the progress bar, and says
@@ -12,8 +14,8 @@ what ran the sweep (:func:`provenance`). Dask itself lives in
 from __future__ import annotations
 
 import datetime
+import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from .._config import MEMORY_FRACTION
 from .._version import __version__
 from ..checkpoint import Checkpoint
 from ..dask_executor import ClusterLostError
+from ..backends import base
 from .chunk import empty_outputs, expected_outputs, run_chunk, start_chunk
 from .layout import available_memory, result_nbytes
 from .plan import Plan, chunk_bounds, fingerprint
@@ -35,13 +38,11 @@ def check_backend(backend: Any) -> None:
     backend's error when it cannot run here, and Dask's checks for ``"dask"`` or a Client."""
     if isinstance(backend, str):
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS} or a dask.distributed.Client, got {backend!r}")
-        if backend == "cpu":
-            return
-        if backend == "cuda":
-            from ..backends import cuda
-
-            cuda.require()
+            raise ValueError(f"backend must be one of {BACKENDS} or a dask.distributed.Client, got {backend!r}"
+                             + (" (the reference runs one configuration: rn.simulate or rn.train)"
+                                if backend == "reference" else ""))
+        if backend != "dask":
+            base.get(backend, BACKENDS, "a sweep")
             return
     from .. import dask_executor
 
@@ -85,10 +86,11 @@ def _run_chunks(plan: Plan, backend: Any, store: Checkpoint | None, progress: bo
     try:
         if client is not None:
             chunks = _execute(plan, todo, client)
-        elif backend == "cuda":
-            chunks = _execute_cuda(plan, todo)
-        else:  # here, reporting progress while a chunk runs
-            chunks = ((c, run_chunk(plan, c, None if bar is None else bar.update)) for c in todo)
+        else:  # here: on the CPU reporting progress while a chunk runs, on the GPU two chunks in flight
+            kernels = base.get(backend, ("cpu", "cuda"), "a sweep")
+            report = None if bar is None or backend == "cuda" else bar.update
+            chunks = kernels.pipeline((c, functools.partial(start_chunk, plan, c, kernels, report=report))
+                                      for c in todo)
         for c, outputs in chunks:
             if store is not None:
                 store.save(c, outputs)
@@ -137,23 +139,6 @@ def _execute(plan: Plan, todo: list[int], client: Any):
     from .. import dask_executor
 
     return dask_executor.execute(client, run_chunk, plan, todo)
-
-
-def _execute_cuda(plan: Plan, todo: list[int]):
-    """Yield (chunk, outputs) from the GPU, two chunks in flight on two streams:
-    while one chunk's kernels run and its results stream back, the host packs
-    the next one."""
-    from numba import cuda
-
-    streams = [cuda.stream(), cuda.stream()]
-    pending: list[tuple[int, Callable]] = []
-    for k, c in enumerate(todo):
-        pending.append((c, start_chunk(plan, c, streams[k % 2])))
-        if len(pending) == 2:
-            c0, finish = pending.pop(0)
-            yield c0, finish()
-    for c0, finish in pending:
-        yield c0, finish()
 
 
 def _dask_client(backend: Any):

@@ -58,6 +58,29 @@ def check_factory(factory: Any) -> tuple[str, list[str]]:
     return name, names
 
 
+def optimizer_and_fixed(optimizer: Any, fixed: Any, grid: Any) -> tuple[Any, str, list[str], dict[str, Any]]:
+    """``(factory, name, names, fixed)`` of a sweep's ``optimizer`` argument: a class
+    or preset (``fixed`` as given), or an instance, whose fields the grid
+    overrides (its class is the factory; its other fields join ``fixed``, whose
+    own entries win). ``names`` are those the grid and ``fixed`` may use."""
+    given = dict(fixed or {})
+    instance = optimizer if isinstance(optimizer, Optimizer) else None
+    factory = type(optimizer) if instance is not None else optimizer
+    name, names = check_factory(factory)
+    for key in given:
+        if key not in names:
+            raise ValueError(f"fixed has unknown hyperparameter {key!r}; allowed: {names}")
+    if instance is None:
+        return factory, name, names, given
+    accepted = inspect.signature(factory).parameters
+    fields = {key: val for key, val in instance.hyperparameters().items() if key in accepted}
+    if factory(**fields) != instance:
+        raise ValueError(f"optimizer {instance!r} cannot be rebuilt from the arguments of {name} alone; pass the "
+                         f"class or preset and its arguments as fixed= instead")
+    keep = {key: val for key, val in fields.items() if key not in given and key not in (grid or {})}
+    return factory, name, names, {**keep, **given}
+
+
 def grid_axes(grid: Any, names: list[str], fixed: dict, dim: int) -> dict[str, np.ndarray]:
     if not isinstance(grid, dict) or not grid:
         raise TypeError(f"grid must be a non-empty dict of name -> sequence of values, got {grid!r}")
