@@ -79,6 +79,13 @@ LANES = 64
 each step together in SIMD lanes (a single trajectory runs in a serial instance with
 one lane); configurations, a compile-time constant of the kernels."""
 
+SMALL_GROUP = 16
+"""A sweep's group of configurations (those sharing a kernel specialisation) with
+fewer than this many configurations runs in blocks of one lane: the kernel of a
+single run, compiled once per rule, slot pattern and dtype and shared with
+:func:`rmsnum.simulate` and :func:`rmsnum.train`, where a block of :data:`LANES`
+lanes would compute mostly padding (and compile a kernel of its own); configurations."""
+
 # --------------------------------------------------------------------------- CUDA backend (backends/cuda.py)
 
 THREADS_PER_BLOCK = 128

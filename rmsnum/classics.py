@@ -26,7 +26,6 @@ from typing import Any
 
 import numba
 import numpy as np
-import scipy.optimize
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
@@ -274,6 +273,8 @@ def logistic_regression(X: Any, y: Any, *, l2: float = 0.0, noise: float = 0.0, 
     X64, y64 = X.astype(np.float64), y.astype(np.float64)
     args = (X64, y64, l2)
     gradient = _gradient_of(args)
+    import scipy.optimize  # imported on first use: SciPy takes a third of a second to import
+
     found = scipy.optimize.minimize(logistic_value, np.zeros(d + 1), args=args, jac=gradient, method="L-BFGS-B",
                                     options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 10_000})
     # On separable data without a penalty the loss keeps falling as the weights

@@ -16,7 +16,6 @@ import types
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from . import _validation as v
 
@@ -102,13 +101,19 @@ class Quadratic:
     @property
     def curvatures(self) -> np.ndarray:
         """Eigenvalues of A, ascending."""
-        return np.sort(self.A) if self.is_diagonal else scipy.linalg.eigvalsh(self.A)
+        if self.is_diagonal:
+            return np.sort(self.A)
+        import scipy.linalg  # imported on first use: SciPy takes a third of a second to import
+
+        return scipy.linalg.eigvalsh(self.A)
 
     @property
     def minimizer(self) -> np.ndarray:
         """x* = A^{-1} b."""
         if self.is_diagonal:
             return self.b / self.A
+        import scipy.linalg
+
         return scipy.linalg.solve(self.A, self.b, assume_a="pos")
 
     @property
@@ -135,9 +140,9 @@ class Quadratic:
         x = self._point(x)
         return self._apply(x) - self.b
 
-    def _kernel_form(self, dtype: Any, backend: str) -> tuple[None, tuple[np.ndarray, np.ndarray]]:
-        """``(None, (A, b))`` in ``dtype``: the kernels' built-in evaluation of a quadratic."""
-        return None, (self.A.astype(dtype), self.b.astype(dtype))
+    def _kernel_args(self, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(A, b)`` in ``dtype``: what the kernels' built-in evaluation of a quadratic reads."""
+        return self.A.astype(dtype), self.b.astype(dtype)
 
     def with_noise(self, sigma: float) -> "Quadratic":
         """The same quadratic with gradient noise of standard deviation ``sigma``."""
@@ -273,6 +278,8 @@ class LinearRegression:
 
     @functools.cached_property
     def _solution(self) -> tuple[np.ndarray, float, np.ndarray]:
+        import scipy.linalg
+
         Z = self._design()
         y = self.y.astype(np.float64)
         params = scipy.linalg.lstsq(Z, y)[0]
@@ -594,9 +601,9 @@ class Objective:
             if not math.isfinite(f_star):
                 raise ValueError(f"f_star must be finite, got {f_star}")
         self._functions = {"value": value, "grad": grad}
-        self._compiled: dict[str, tuple] = {}
+        self._compiled: tuple | None = None
         if "cuda" not in kinds.values():
-            self.compiled("cpu")  # a function Numba cannot compile fails here, named
+            self.compiled()  # a function Numba cannot compile fails here, named
         if f_star is None and self.minimum is not None:
             f_star = float(self.value(self.minimum))
         self.f_star = f_star
@@ -659,24 +666,18 @@ class Objective:
         hasher.value((self.dim, self.args, self.noise, self.f_star))
         return hasher.hexdigest()
 
-    def compiled(self, target: str) -> tuple[Any, Any]:
-        """``(value, grad)`` compiled for ``target``: "cpu" (``numba.njit``
-        dispatchers) or "cuda" (``numba.cuda`` device functions); made once."""
-        if target not in self._compiled:
-            self._compiled[target] = tuple(self._compile(label, target) for label in ("value", "grad"))
-        return self._compiled[target]
+    def compiled(self) -> tuple[Any, Any]:
+        """``(value, grad)`` compiled for the CPU (``numba.njit`` dispatchers); made once.
+        The CUDA backend compiles :attr:`functions` into device functions itself."""
+        if self._compiled is None:
+            self._compiled = tuple(self._compile(label) for label in ("value", "grad"))
+        return self._compiled
 
-    def _compile(self, label: str, target: str) -> Any:
+    def _compile(self, label: str) -> Any:
         import numba
 
         fn = self._functions[label]
         kind = _kind(fn)
-        if target == "cuda":
-            if kind == "cuda":
-                return fn
-            from numba import cuda
-
-            return cuda.jit(device=True)(_source(fn))
         if kind == "cpu" and fn.targetoptions.get("error_model") == "numpy":
             dispatcher = fn
         else:
@@ -719,12 +720,11 @@ class Objective:
         """An extra argument as a run in ``dtype`` passes it: numbers in that dtype, arrays as they are."""
         return arg if isinstance(arg, np.ndarray) else np.dtype(dtype).type(arg)
 
-    def _kernel_form(self, dtype: Any, backend: str) -> tuple[tuple, tuple]:
-        """``(functions, P)`` for the kernels of ``backend``: the compiled pair (for the
-        CPU also when the reference calls it), and a placeholder then the extra
-        arguments in the working dtype."""
+    def _kernel_args(self, dtype: Any) -> tuple:
+        """What the kernels pass the functions after the point: a placeholder, then the
+        extra arguments in the working dtype (``dtype``)."""
         dt = np.dtype(dtype)
-        return self.compiled("cuda" if backend == "cuda" else "cpu"), (dt.type(0), *(self._run_argument(arg, dt) for arg in self.args))
+        return (dt.type(0), *(self._run_argument(arg, dt) for arg in self.args))
 
     def _points(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
@@ -737,7 +737,7 @@ class Objective:
     def value(self, x: Any) -> np.ndarray:
         """f at x of shape (..., d), with the CPU-compiled ``value`` (float64 results)."""
         x = self._points(x)
-        fn = self.compiled("cpu")[0]
+        fn = self.compiled()[0]
         args = [self._run_argument(arg, x.dtype) for arg in self.args]
         rows = np.ascontiguousarray(x.reshape(-1, self.dim))
         return np.array([fn(row, *args) for row in rows], dtype=np.float64).reshape(x.shape[:-1])
@@ -745,7 +745,7 @@ class Objective:
     def grad(self, x: Any) -> np.ndarray:
         """The gradient at x of shape (..., d), with the CPU-compiled ``grad``, in x's dtype."""
         x = self._points(x)
-        fn = self.compiled("cpu")[1]
+        fn = self.compiled()[1]
         args = [self._run_argument(arg, x.dtype) for arg in self.args]
         rows = np.ascontiguousarray(x.reshape(-1, self.dim))
         out = np.zeros_like(rows)

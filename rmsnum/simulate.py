@@ -478,9 +478,9 @@ def _run(kernels: base.Backend, backend: str, opt: Optimizer, objective: Quadrat
     seeds = np.full((1, 1), seed, dtype=np.uint64) if objective.noise > 0 else None
     final_loss = np.empty((1, 1), dt)
     diverged = np.empty((1, 1), np.int64)
-    functions, P = objective._kernel_form(dt, backend)
+    functions, P = kernels.kernel_form(objective, dt)
     kernels.run_objective(opt.rule, functions, x, slots, d, dec, C, like, P, objective.noise, seeds,
-                          objective.f_star or 0.0, np.empty(0, dt), steps, every or 1,
+                          0.0, np.empty(0, dt), steps, every or 1,  # f* is read only with tol
                           None if loss is None else loss.reshape(1, loss.size, 1),
                           None if X is None else X.reshape(1, X.shape[0], n, 1), final_loss, diverged, None,
                           hyper=(_hyperparameters(opt, per_step),))()

@@ -22,7 +22,7 @@ import rmsnum as rn
 from rmsnum.checkpoint import CheckpointWarning
 
 checkpoint_module = importlib.import_module("rmsnum.checkpoint")
-executors = importlib.import_module("rmsnum.sweep.executors")  # the chunk loop looks up run_chunk here
+executors = importlib.import_module("rmsnum.sweep.executors")  # the chunk loop looks up start_chunk here
 
 X0 = (-5.0, -2.0)
 GRID = {"lr": np.logspace(-3, 0, 8), "gamma": [0.5, 0.9, 0.99, 0.999, 0.9999]}  # 40 configurations
@@ -95,15 +95,16 @@ def test_resume_runs_only_the_chunks_not_finished(tmp_path, monkeypatch):
     proc = _process(ckpt, "chunk-recorded", 2)
     proc.communicate(timeout=300)
     ran = []
-    real = executors.run_chunk
-    monkeypatch.setattr(executors, "run_chunk", lambda plan, c, report=None: ran.append(c) or real(plan, c))
+    real = executors.start_chunk
+    monkeypatch.setattr(executors, "start_chunk", lambda plan, c, *args, **kwargs: ran.append(c) or real(plan, c, *args,
+                                                                                                            **kwargs))
     rn.sweep(**ARGS, checkpoint=ckpt)
     assert ran == [3, 4]
 
 
 def test_resume_skips_finished_chunks(tmp_path, monkeypatch):
     first = rn.sweep(**ARGS, checkpoint=tmp_path / "c")
-    monkeypatch.setattr(executors, "run_chunk", lambda *a: pytest.fail("must not run"))
+    monkeypatch.setattr(executors, "start_chunk", lambda *a, **k: pytest.fail("must not run"))
     _assert_same(first, rn.sweep(**ARGS, checkpoint=tmp_path / "c"))
 
 
@@ -260,8 +261,9 @@ def test_a_failed_write_is_cleaned_and_named_and_keeps_the_finished_chunks(tmp_p
     assert sorted(json.loads((ckpt / "sweep.json").read_text())["chunks"]) == ["0", "1"]
     monkeypatch.setattr(checkpoint_module, "_fault_hook", None)
     ran = []
-    real = executors.run_chunk
-    monkeypatch.setattr(executors, "run_chunk", lambda plan, c, report=None: ran.append(c) or real(plan, c))
+    real = executors.start_chunk
+    monkeypatch.setattr(executors, "start_chunk", lambda plan, c, *args, **kwargs: ran.append(c) or real(plan, c, *args,
+                                                                                                            **kwargs))
     _assert_same(rn.sweep(**ARGS, checkpoint=ckpt), fresh)
     assert ran == [2, 3, 4]
 
@@ -291,7 +293,7 @@ def test_a_real_file_size_limit_fails_cleanly(tmp_path):
 # --------------------------------------------------------------------------- bad paths (item 9)
 
 def test_a_checkpoint_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
-    monkeypatch.setattr(executors, "run_chunk", lambda *a: pytest.fail("must not run"))
+    monkeypatch.setattr(executors, "start_chunk", lambda *a, **k: pytest.fail("must not run"))
     path = tmp_path / "study.ckpt"
     path.write_text("a file")
     with pytest.raises(ValueError, match=r"checkpoint=.*is a file, not a directory"):

@@ -494,24 +494,25 @@ def nvvm():
         pytest.skip(f"numba.cuda.compile_ptx has no libNVVM here: {type(err).__name__}: {err}")
 
 
-def test_float32_kernels_have_no_float64_instructions(nvvm, hopper):
-    for name, opt in OPTIMIZERS.items():
-        for dtype in ("float32", "float64"):
-            like, sweep_args, step_args = _kernel_arguments(opt, dtype)
-            pattern = cuda_backend._pattern(like)
-            sweep_ptx = _ptx(cuda_backend._run_objective_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args)
-            step_ptx = _ptx(cuda_backend._step_kernel(opt.rule, pattern), step_args)
-            for kind, ptx in (("sweep", sweep_ptx), ("step", step_ptx)):
-                f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
-                if dtype == "float32":
-                    assert not f64, f"{name} {kind} float32 kernel uses float64: {f64[:3]}"
-                else:
-                    assert f64, "the check must see float64 instructions in float64 kernels"
-            assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
-            if name in ("rmsprop-everything", "adam", "sgd"):
-                wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, pattern, 128, np.dtype(dtype))
-                wide_ptx = _ptx(wide, (*sweep_args, sweep_args[0]))
-                assert (".f64" in wide_ptx) == (dtype == "float64"), f"{name} wide {dtype}"
+@pytest.mark.parametrize("name", list(OPTIMIZERS))  # one test per row, so that test workers share them out
+def test_float32_kernels_have_no_float64_instructions(nvvm, hopper, name):
+    opt = OPTIMIZERS[name]
+    for dtype in ("float32", "float64"):
+        like, sweep_args, step_args = _kernel_arguments(opt, dtype)
+        pattern = cuda_backend._pattern(like)
+        sweep_ptx = _ptx(cuda_backend._run_objective_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args)
+        step_ptx = _ptx(cuda_backend._step_kernel(opt.rule, pattern), step_args)
+        for kind, ptx in (("sweep", sweep_ptx), ("step", step_ptx)):
+            f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
+            if dtype == "float32":
+                assert not f64, f"{name} {kind} float32 kernel uses float64: {f64[:3]}"
+            else:
+                assert f64, "the check must see float64 instructions in float64 kernels"
+        assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
+        if name in ("rmsprop-everything", "adam", "sgd"):
+            wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, pattern, 128, np.dtype(dtype))
+            wide_ptx = _ptx(wide, (*sweep_args, sweep_args[0]))
+            assert (".f64" in wide_ptx) == (dtype == "float64"), f"{name} wide {dtype}"
 
 
 def _train_arguments(opt, dtype, n=4, rows=10):
@@ -713,7 +714,7 @@ def test_objective_kernels_compile_to_ptx(nvvm, hopper):
     for objective in (classics.booth(), classics.rosenbrock(3), user):
         for dtype in ("float32", "float64"):
             like, args, _ = _kernel_arguments(opt, dtype, objective.dim)
-            functions, P = objective._kernel_form(dtype, "cuda")
+            functions, P = cuda_backend.kernel_form(objective, dtype)
             kernel = cuda_backend._run_objective_kernel(opt.rule, cuda_backend._pattern(like), objective.dim,
                                                         np.dtype(dtype), functions)
             ptx = _ptx(kernel, (*args[:5], P, *args[6:]))  # P follows x, S, d, dec, C

@@ -252,7 +252,7 @@ def test_args_are_shared_read_only_and_numbers_follow_the_dtype():
     h = np.array([0.2, 4.0])
     obj = rn.Objective(lambda x, h, c: c * h[0] * x[0], lambda x, out, h, c: None, 2, args=(h, 3))
     assert np.shares_memory(obj.args[0], h) and h.flags.writeable and not obj.args[0].flags.writeable
-    _, P = obj._kernel_form(np.float32, "cpu")
+    P = obj._kernel_args(np.float32)
     assert P[1] is obj.args[0] and type(P[2]) is np.float32 and P[2] == 3
 
 

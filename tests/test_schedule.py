@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import rmsnum as rn
 from conftest import OPTIMIZERS, RTOL
 from rmsnum._neutral import ONE, ZERO
-from rmsnum.backends import cpu, reference
+from rmsnum.backends import cpu
 from oracle import reference_step  # tests/ is on sys.path
 
 STEPS = 60

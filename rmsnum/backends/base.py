@@ -36,6 +36,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from ..objectives import Objective
+
 NAMES = ("reference", "cpu", "cuda")
 """Every backend, by name."""
 
@@ -61,6 +63,12 @@ class Backend(Protocol):
 
     def require(self) -> None:
         """Raise ``ImportError`` (saying how to install what is missing) unless this backend can run here."""
+
+    def kernel_form(self, objective: Any, dtype: Any) -> tuple[tuple | None, tuple]:
+        """``(functions, P)`` of a problem for :meth:`run_objective` in ``dtype``: None
+        and ``(A, b)`` for a :class:`rmsnum.Quadratic`; for a user's
+        :class:`rmsnum.Objective`, its ``(value, grad)`` compiled for this backend,
+        and a placeholder then its extra arguments."""
 
     def step(self, rule: Callable, x: Any, g: Any, S: tuple, r1: Any, r2: Any, c: tuple, *,
              hyper: Mapping[str, Any] | None = None, t: int = 0) -> None:
@@ -100,6 +108,13 @@ def get(name: Any, allowed: Sequence[str], what: str) -> Backend:
     backend = importlib.import_module(f"{__package__}.{name}")
     backend.require()
     return backend
+
+
+def host_kernel_form(objective: Any, dtype: Any) -> tuple[tuple | None, tuple]:
+    """:meth:`Backend.kernel_form` on the host: a user objective's CPU-compiled functions."""
+    if isinstance(objective, Objective):
+        return objective.compiled(), objective._kernel_args(dtype)
+    return None, objective._kernel_args(dtype)
 
 
 def done() -> None:

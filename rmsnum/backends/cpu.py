@@ -57,7 +57,7 @@ from .. import rules
 from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
-from .base import done, in_order
+from .base import done, host_kernel_form, in_order
 from ._parts import (_full_loss, _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots,
                      element_update)
 
@@ -459,6 +459,10 @@ def missing() -> str | None:
 
 def require() -> None:
     """Nothing to check: the CPU backend runs wherever rmsnum is installed."""
+
+
+kernel_form = host_kernel_form
+"""See :meth:`rmsnum.backends.base.Backend.kernel_form`."""
 
 
 def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
@@ -48,6 +49,7 @@ from numba.core import config
 from .. import rules
 from .._neutral import ONE, Neutral
 from .._validation import on_device
+from ..objectives import Objective, _kind, _source
 from ._compile import compile_plain, rebind
 from ._parts import (_copy_slots, _full_loss, _gather, _get, _objective_value, _quadratic_value, _row, _store, _views,
                      element_update)
@@ -447,6 +449,22 @@ def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dty
     parts = _device_parts(rule)
     fn = rebind(_run_quadratic_wide_template, LIKE=pattern, THREADS=threads, DTYPE=dtype.type, **parts)
     return cuda.jit(fn)
+
+
+_DEVICE_FUNCTIONS: "weakref.WeakKeyDictionary[Objective, tuple]" = weakref.WeakKeyDictionary()
+
+
+def kernel_form(objective: Any, dtype: Any) -> tuple[tuple | None, tuple]:
+    """See :meth:`rmsnum.backends.base.Backend.kernel_form`: a user objective's
+    functions as ``numba.cuda`` device functions (compiled from their Python
+    source, or as given when they are device functions already), made once per objective."""
+    if not isinstance(objective, Objective):
+        return None, objective._kernel_args(dtype)
+    functions = _DEVICE_FUNCTIONS.get(objective)
+    if functions is None:
+        functions = _DEVICE_FUNCTIONS[objective] = tuple(
+            fn if _kind(fn) == "cuda" else cuda.jit(device=True)(_source(fn)) for fn in objective.functions)
+    return functions, objective._kernel_args(dtype)
 
 
 def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:

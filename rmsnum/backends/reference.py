@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import rules
-from .base import done, in_order
+from .base import done, host_kernel_form, in_order
 
 
 NAME = "reference"
@@ -104,6 +104,10 @@ def missing() -> str | None:
 
 def require() -> None:
     """Nothing to check: the reference runs wherever NumPy does."""
+
+
+kernel_form = host_kernel_form
+"""See :meth:`rmsnum.backends.base.Backend.kernel_form`."""
 
 
 def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:

@@ -114,7 +114,7 @@ def _start_group(plan: Plan, group: Group, index: tuple[np.ndarray, ...], member
     loss_rec = None if plan.every is None else np.full((nb, plan.n_recorded, width), np.nan, dt)
     hit = None if plan.tol is None else np.full((nb, plan.tol.size, width), -1, np.int64)
     tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
-    functions, P = plan.objective._kernel_form(dt, backend.NAME)
+    functions, P = backend.kernel_form(plan.objective, dt)
     args = (group.representative.rule, functions, *packed, P, plan.objective.noise, seeds,
             plan.objective.f_star or 0.0, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
     unpack = unpacker(out, members, {"final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._config import CHUNK_BYTES, LANES, MAX_CHUNK_SIZE
+from .._config import CHUNK_BYTES, LANES, MAX_CHUNK_SIZE, SMALL_GROUP
 from .._neutral import Neutral
 from .plan import Group, Plan, columnar
 
@@ -34,12 +34,11 @@ def pack(plan: Plan, group: Group, index: tuple[np.ndarray, ...], x0: np.ndarray
     """Blocks of the starting points ``x0`` (count, n) and of the optimizer state
     and coefficients of the configurations at ``index``: ``(x, S, d, dec, C, like)``, ``S`` the
     tuple of the rule's state slots (None for one the group's optimizers do not keep),
-    as the kernels take them."""
-    from ..backends import cpu
-
+    as the kernels take them: blocks of :data:`LANES` lanes, or of one lane for
+    fewer than :data:`rmsnum._config.SMALL_GROUP` configurations."""
     dt = plan.dtype
     count, n = x0.shape
-    width = cpu.LANES
+    width = LANES if count >= SMALL_GROUP else 1
     nb = -(-count // width)
     opt = columnar(plan, group, index)
 

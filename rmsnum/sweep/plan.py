@@ -50,7 +50,8 @@ def check_factory(factory: Any) -> tuple[str, list[str]]:
     is_preset = isinstance(owner, type) and issubclass(owner, Optimizer) and callable(factory)
     if not (is_class or is_preset):
         raise TypeError(
-            f"optimizer must be an optimizer class such as rn.RMSProp or a preset such as rn.RMSProp.torch, got {factory!r}"
+            f"optimizer must be an optimizer class such as rn.RMSProp, a preset such as rn.RMSProp.torch or an "
+            f"instance such as rn.RMSProp(lr=0.1), got {factory!r}"
         )
     params = inspect.signature(factory).parameters
     names = [p for p, spec in params.items() if spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)
