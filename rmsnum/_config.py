@@ -79,6 +79,13 @@ LANES = 64
 each step together in SIMD lanes (a single trajectory runs in a serial instance with
 one lane); configurations, a compile-time constant of the kernels."""
 
+ZERO_SLOTS_MAX_DIM = 1024
+"""A single run (one lane) of at most this many coordinates keeps the slots that
+its options leave unused as arrays of zeros, where the rule allows it
+(:attr:`rmsnum.rules.Rule.zero_slots`): all option sets of a rule then share one
+kernel; for larger problems the extra memory traffic would cost more than the
+compilation saves; coordinates."""
+
 SMALL_GROUP = 16
 """A sweep's group of configurations (those sharing a kernel specialisation) with
 fewer than this many configurations runs in blocks of one lane: the kernel of a

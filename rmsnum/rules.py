@@ -212,6 +212,13 @@ class Rule:
     step_size : callable
         ``(slots, r1, r2, c) -> lr / den``: the factor of g in the next update's
         normalised step, from a state (NumPy; see :func:`rmsnum.analysis.step_sizes`).
+    zero_slots : tuple of str
+        The slots that may be kept as arrays of zeros where the option they
+        belong to is off, once its coefficients are numbers (0 and 1): the
+        rule then gives the same numbers for finite values (``mu * 0 + p`` is
+        ``p``, ``gamma * 0 + 0 * g`` is 0), so single runs with and without
+        the option share one kernel. A slot whose absence is itself the
+        option (AMSGrad's running maximum) is not one of them.
     """
 
     update: Callable
@@ -219,6 +226,7 @@ class Rule:
     coefficients: tuple[str, ...]
     decays: tuple[str, ...]
     step_size: Callable
+    zero_slots: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -227,7 +235,8 @@ class Rule:
 
 
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in (
-    Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size),
+    Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size,
+         zero_slots=("m", "g_avg")),
     Rule(sgd, (), ("lr",), (), _lr_step_size),
     Rule(momentum, ("m",), ("lr", "beta"), (), _lr_step_size),
     Rule(adagrad, ("s",), ("lr", "eps"), (), _adagrad_step_size),

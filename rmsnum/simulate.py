@@ -15,6 +15,7 @@ from . import _validation as v
 from ._config import MAX_STEPS
 from .objectives import Objective, Quadratic
 from .backends import base
+from .sweep.layout import lane_slots
 from .optimizers import Optimizer, OptimizerState
 from .results import (_FLOATS, Result, _Invalid, _integer, _objective_record, _typed, array_entry, check_diverged,
                       check_entries, check_provenance, meta_keys, objective_from_entries, optimizer_from_record,
@@ -428,13 +429,13 @@ def simulate(
 def _lane_arguments(opt: Optimizer, state: OptimizerState, per_step: list[Optimizer] | None = None) -> tuple:
     """One configuration as a block of one lane of the multi-configuration
     kernels: ``(slots, d, dec, C, like)``; the slots are views of ``state``'s
-    arrays. ``C`` is (1, k, 1), or (1, steps, k, 1) with the coefficients of
+    arrays (and arrays of zeros, see :func:`rmsnum.sweep.layout.lane_slots`). ``C`` is (1, k, 1), or (1, steps, k, 1) with the coefficients of
     each update's optimizer when ``per_step`` lists them (their decays are equal)."""
     from .backends import cpu
 
     dt = state.d1.dtype
-    slots = tuple(None if arr is None else arr.reshape(1, arr.size, 1)
-                  for arr in (state.arrays.get(name) for name in opt.spec.slots))
+    n = next((arr.size for arr in state.arrays.values()), 0)
+    slots = lane_slots(opt.spec, tuple(state.arrays), (1, n, 1), dt, lambda slot: state.arrays[slot].reshape(1, n, 1))
     decays = (per_step[0] if per_step else opt).decays(dt)
     d = None if decays is None else np.array([state.d1, state.d2], dtype=dt).reshape(1, 2, 1)
     dec = None if decays is None else np.array(decays, dtype=dt).reshape(1, 4, 1)

@@ -332,27 +332,45 @@ def _train_block(pb, Sb, db, decb, Cb, like, X, y, order, batch, every, batch_si
                 pb[i, j] = p_at_divergence[i, j]
 
 
+def _specialise(helper: Callable, tag: str, **names) -> Callable:
+    """A dispatcher of a copy of ``helper`` with the globals ``names``, named after ``tag``.
+
+    A helper that LLVM does not inline is linked by symbol, and a kernel
+    loaded from the disk cache refers to it by name: the name must say which
+    rule and constants it was compiled with, or two instances clash."""
+    copy = rebind(helper, **names)
+    copy.__qualname__ = f"{helper.__name__}__{tag}"
+    return _jit(copy)
+
+
+@functools.cache
+def _element_update(rule: Callable) -> Callable:
+    """The element update of ``rule`` (with the rule compiled): one dispatcher per
+    rule, shared by all its kernels, so that each argument type compiles once."""
+    return _specialise(element_update(len(rules.lookup(rule).slots)), rule.__name__,
+                       rule=compile_plain(rule, _jit))
+
+
+@functools.cache
+def _specialised(helper: Callable, rule: Callable, lanes: int, dim: int) -> Callable:
+    """``helper`` (:func:`_advance`, :func:`_train_block`) for one rule, lane count and
+    dimension: one dispatcher each, shared by the kernels of that specialisation."""
+    names = dict(_update=_element_update(rule), LANES=lanes, DIM=dim)
+    if helper is _train_block:
+        names["_advance"] = _specialised(_advance, rule, lanes, dim)
+    return _specialise(helper, f"{rule.__name__}__{lanes}x{dim}", **names)
+
+
 def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1, dim: int = 0,
                  evaluate: Callable = _quadratic_value, objective: str = "", **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` whose element update applies
     ``rule`` (for the multi-configuration kernels: with ``lanes`` lanes per block,
     ``dim`` coordinates, 0 for any, and ``evaluate`` the objective's evaluation,
     named ``objective`` in the kernel's name)."""
-    tag = f"{rule.__name__}__{lanes}x{dim}{objective}"
-
-    def specialise(helper: Callable, **names) -> Callable:
-        # A helper that LLVM does not inline is linked by symbol, and a kernel
-        # loaded from the disk cache refers to it by name: the name must say
-        # which rule and constants it was compiled with, or two instances clash.
-        copy = rebind(helper, **names)
-        copy.__qualname__ = f"{helper.__name__}__{tag}"
-        return _jit(copy)
-
-    update = element_update(len(rules.lookup(rule).slots))
-    names = dict(_update=specialise(update, rule=compile_plain(rule, _jit)), LANES=lanes, DIM=dim)
-    names["_advance"] = specialise(_advance, **names)
-    names["_train_block"] = specialise(_train_block, **names)
-    names["_evaluate"] = specialise(evaluate)
+    names = dict(_update=_element_update(rule), LANES=lanes, DIM=dim)
+    names["_advance"] = _specialised(_advance, rule, lanes, dim)
+    names["_train_block"] = _specialised(_train_block, rule, lanes, dim)
+    names["_evaluate"] = _specialise(evaluate, f"{rule.__name__}__{lanes}x{dim}{objective}")
     fn = rebind(template, **names)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     if template is not _step_template:

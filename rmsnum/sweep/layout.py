@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._config import CHUNK_BYTES, LANES, MAX_CHUNK_SIZE, SMALL_GROUP
+from .._config import CHUNK_BYTES, LANES, MAX_CHUNK_SIZE, SMALL_GROUP, ZERO_SLOTS_MAX_DIM
 from .._neutral import Neutral
 from .plan import Group, Plan, columnar
 
@@ -28,6 +28,18 @@ def blocked(column: np.ndarray, nb: int, width: int) -> np.ndarray:
 
 def _unblocked(arr: np.ndarray, count: int) -> np.ndarray:
     return np.moveaxis(arr, -1, 1).reshape((arr.shape[0] * arr.shape[-1],) + arr.shape[1:-1])[:count]
+
+
+def lane_slots(spec: Any, present: tuple[str, ...], shape: tuple[int, int, int], dtype: Any,
+               fill: Callable[[str], np.ndarray]) -> tuple:
+    """The state slots of ``spec`` (a rule of the registry) in blocks of ``shape``
+    (blocks, n, lanes): ``fill(slot)`` for a slot in ``present``, None for another;
+    but single runs (one lane) of at most :data:`rmsnum._config.ZERO_SLOTS_MAX_DIM`
+    coordinates keep the rule's :attr:`~rmsnum.rules.Rule.zero_slots` as arrays of
+    zeros, so that every option set of the rule shares their kernel."""
+    zeros = shape[2] == 1 and shape[1] <= ZERO_SLOTS_MAX_DIM
+    return tuple(fill(slot) if slot in present else np.zeros(shape, dtype) if zeros and slot in spec.zero_slots
+                 else None for slot in spec.slots)
 
 
 def pack(plan: Plan, group: Group, index: tuple[np.ndarray, ...], x0: np.ndarray) -> tuple:
@@ -46,8 +58,8 @@ def pack(plan: Plan, group: Group, index: tuple[np.ndarray, ...], x0: np.ndarray
         return np.broadcast_to(np.asarray(value, dtype=np.float64), (count,)).astype(dt)
 
     x = blocked(x0.astype(dt), nb, width)
-    slots = tuple(blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width)
-                  if slot in group.representative.slots else None for slot in opt.spec.slots)
+    slots = lane_slots(opt.spec, group.representative.slots, (nb, n, width), dt,
+                       lambda slot: blocked(np.repeat(column(opt._initial(slot))[:, None], n, axis=1), nb, width))
     decays = opt._decays()
     d = dec = None
     if decays is not None:
