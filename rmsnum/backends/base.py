@@ -110,6 +110,15 @@ def get(name: Any, allowed: Sequence[str], what: str) -> Backend:
     return backend
 
 
+def nothing_missing() -> str | None:
+    """:meth:`Backend.missing` of a host backend (the reference, the CPU): None, it runs wherever rmsnum does."""
+    return None
+
+
+def nothing_required() -> None:
+    """:meth:`Backend.require` of a host backend: nothing to check."""
+
+
 def host_kernel_form(objective: Any, dtype: Any) -> tuple[tuple | None, tuple]:
     """:meth:`Backend.kernel_form` on the host: a user objective's CPU-compiled functions."""
     if isinstance(objective, Objective):

@@ -46,7 +46,6 @@ import math
 import threading
 import types
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 import numba
@@ -57,7 +56,7 @@ from .. import rules
 from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
-from .base import done, host_kernel_form, in_order
+from .base import done, host_kernel_form, in_order, nothing_missing, nothing_required
 from ._parts import (_full_loss, _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots,
                      element_update)
 
@@ -67,6 +66,9 @@ from .._config import CACHE, JIT_FASTMATH, LANES, MAX_UNROLLED_DIM, PARALLEL_THR
 
 NAME = "cpu"
 """This backend's name, as ``backend=`` spells it."""
+
+# The parts of the interface (rmsnum.backends.base.Backend) shared by the host backends.
+missing, require, kernel_form, pipeline = nothing_missing, nothing_required, host_kernel_form, in_order
 
 
 @functools.cache
@@ -468,24 +470,6 @@ _STEP_ENTRIES: dict[tuple, Callable] = {}
 def _type_key(value) -> object:
     """What decides a scalar argument's Numba type: the neutral itself, or the scalar's class."""
     return repr(value) if isinstance(value, Neutral) else type(value)
-
-
-def missing() -> str | None:
-    """Always None: Numba, a dependency of rmsnum, runs the CPU backend."""
-    return None
-
-
-def require() -> None:
-    """Nothing to check: the CPU backend runs wherever rmsnum is installed."""
-
-
-kernel_form = host_kernel_form
-"""See :meth:`rmsnum.backends.base.Backend.kernel_form`."""
-
-
-def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:
-    """One job after the other (see :meth:`rmsnum.backends.base.Backend.pipeline`)."""
-    return in_order(jobs)
 
 
 def step(rule: Callable, x: np.ndarray, g: np.ndarray, S: tuple, r1, r2, c: tuple, *, hyper: Any = None,

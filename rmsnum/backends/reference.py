@@ -18,15 +18,18 @@ from __future__ import annotations
 import numpy as np
 
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import rules
-from .base import done, host_kernel_form, in_order
+from .base import done, host_kernel_form, in_order, nothing_missing, nothing_required
 
 
 NAME = "reference"
 """This backend's name, as ``backend=`` spells it."""
+
+# The parts of the interface (rmsnum.backends.base.Backend) shared by the host backends.
+missing, require, kernel_form, pipeline = nothing_missing, nothing_required, host_kernel_form, in_order
 
 def _rmsprop(opt, x, g, st, t: int) -> None:
     lr, gamma, eps = opt.lr, opt.gamma, opt.eps
@@ -95,24 +98,6 @@ def _adam(opt, x, g, st, t) -> None:
 
 _RULES = {"rmsprop": _rmsprop, "sgd": _sgd, "momentum": _momentum, "adagrad": _adagrad, "adam": _adam}
 """Each rule of :data:`rmsnum.rules.REGISTRY`, by name, written independently of it."""
-
-
-def missing() -> str | None:
-    """Always None: the reference needs only NumPy."""
-    return None
-
-
-def require() -> None:
-    """Nothing to check: the reference runs wherever NumPy does."""
-
-
-kernel_form = host_kernel_form
-"""See :meth:`rmsnum.backends.base.Backend.kernel_form`."""
-
-
-def pipeline(jobs: Iterable[tuple[Any, Callable[[Any], Callable[[], Any]]]]) -> Iterator[tuple[Any, Any]]:
-    """One job after the other (see :meth:`rmsnum.backends.base.Backend.pipeline`)."""
-    return in_order(jobs)
 
 
 def _fields(hyper: Mapping[str, Any]) -> types.SimpleNamespace:
