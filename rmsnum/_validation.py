@@ -128,3 +128,21 @@ def representable(name: str, value: Any, dtype: Any) -> None:
     if math.isfinite(v) and not np.isfinite(rounded):
         raise ValueError(f"{name}={value!r} overflows {dt.name} (largest {np.finfo(dt).max:g}); "
                          "use a smaller value or dtype=float64")
+
+
+def start_point(name: str, value: Any, dim: int, dtype: Any) -> np.ndarray:
+    """``value`` as a finite point of ``dim`` coordinates in ``dtype`` (a new array), or a
+    ``TypeError``/``ValueError`` naming ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a sequence of {dim} real numbers, got {value!r}") from err
+    if arr.shape != (dim,):
+        raise ValueError(f"{name} must have shape ({dim},) to match the objective, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {arr}")
+    with np.errstate(over="ignore"):
+        cast = arr.astype(dtype)
+    if not np.all(np.isfinite(cast)):
+        raise ValueError(f"{name} overflows {np.dtype(dtype)}: {arr}")
+    return cast

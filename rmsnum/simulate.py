@@ -189,22 +189,6 @@ class Trajectory(Result):
         return data, coords, attrs
 
 
-def _start(x0: Any, dim: int, dtype: np.dtype) -> np.ndarray:
-    try:
-        arr = np.asarray(x0, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"x0 must be a sequence of {dim} real numbers, got {x0!r}") from err
-    if arr.shape != (dim,):
-        raise ValueError(f"x0 must have shape ({dim},) to match the objective, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"x0 must be finite, got {arr}")
-    with np.errstate(over="ignore"):
-        cast = arr.astype(dtype)
-    if not np.all(np.isfinite(cast)):
-        raise ValueError(f"x0 overflows {dtype}: {arr}")
-    return cast
-
-
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
@@ -400,7 +384,7 @@ def simulate(
         raise ValueError('schedule runs on backend="cpu" and "reference", not "cuda"')
     values = _schedule_values(opt, schedule, steps) if schedule else None
     per_step = _per_step_optimizers(opt, values, dt) if values else None
-    start = _start(x0, objective.dim, dt)
+    start = v.start_point("x0", x0, objective.dim, dt)
     kernels = base.get(backend, BACKENDS, "one run")
     state = opt.init_like((objective.dim,), dt)
     n_rec = 0 if every is None else steps // every + 1

@@ -173,9 +173,7 @@ def sweep(
             raise ValueError("give x0=None when the grid has an 'x0' axis")
         start = None
     else:
-        from ..simulate import _start
-
-        start = _start(x0, objective.dim, np.dtype(np.float64))
+        start = v.start_point("x0", x0, objective.dim, np.float64)
     if "seed" in axes and seed is not None:
         raise ValueError("give seed=None when the grid has a 'seed' axis")
     seed_value = v.seed("seed", seed) or 0
