@@ -69,6 +69,41 @@ def test_record_modes_tolerances_and_dimensions_share_one_kernel():
         assert again == [], f"call {k} compiled {again}"
 
 
+def test_option_sets_of_a_rule_share_the_single_run_kernel():
+    """A single run keeps the slots of options that are off as arrays of zeros (rules.Rule.zero_slots)
+    and every coefficient as a number: after one plain RMSProp run, momentum, centering, Nesterov,
+    weight decay, the presets, training and a sweep's small groups (blocks of one lane) compile nothing."""
+    x0 = (1.0, 2.0, -1.0)
+    rn.simulate(rn.RMSProp(lr=0.1), Q3, x0, 20)
+    problem = rn.LinearRegression(rn.data.synthetic_regression(n=40, d=2, seed=0))
+    rn.train(rn.RMSProp(lr=0.01), problem, 8, 1)
+    others = [
+        lambda: rn.simulate(rn.RMSProp(lr=0.1, momentum=0.5, centered=True), Q3, x0, 20),
+        lambda: rn.simulate(rn.RMSProp(lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.1), Q3, x0, 20),
+        lambda: rn.simulate(rn.RMSProp.torch(lr=0.01, momentum=0.9), Q3, x0, 20),
+        lambda: rn.simulate(rn.RMSProp.keras(learning_rate=0.01, centered=True), Q3, x0, 20),
+        lambda: rn.train(rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True), problem, 8, 1),
+        lambda: rn.sweep(rn.RMSProp, Q3, x0, 20, {"centered": [False, True], "momentum": [0.0, 0.9]},
+                         {"lr": 0.1}, progress=False),
+    ]
+    before = _single_run_kernels()
+    for k, run in enumerate(others):
+        again = compiles(run)
+        assert again == [], f"call {k} compiled {again}"
+        # and loaded nothing new from the disk cache either: the same kernels, the same signatures
+        assert _single_run_kernels() == before, f"call {k} made another kernel or signature"
+
+
+def _single_run_kernels() -> tuple:
+    """How many CPU kernels this process made, and the signatures of RMSProp's one-lane kernels."""
+    from rmsnum.backends import cpu
+
+    rule = rn.RMSProp(lr=0.1).rule
+    kernels = (cpu._run_objective_kernel(rule, 1, 0), cpu._train_kernel(rule, 1, 0))
+    return (cpu._run_objective_kernel.cache_info().currsize, cpu._train_kernel.cache_info().currsize,
+            frozenset(sig for kernel in kernels for sig in kernel.overloads))
+
+
 def test_an_option_pattern_is_a_compilation_of_its_own():
     """The counter does see compilations: a pattern not compiled before in this process
     (the kernels of a user objective are never cached on disk) compiles."""
