@@ -363,6 +363,13 @@ def _specialised(helper: Callable, rule: Callable, lanes: int, dim: int) -> Call
     return _specialise(helper, f"{rule.__name__}__{lanes}x{dim}", **names)
 
 
+@functools.cache
+def _evaluator(evaluate: Callable, objective: str) -> Callable:
+    """The objective's evaluation (:func:`._parts._quadratic_value`, or a user
+    objective's, named ``objective``): one dispatcher each, shared by every rule's kernels."""
+    return _specialise(evaluate, f"objective{objective}")
+
+
 def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lanes: int = 1, dim: int = 0,
                  evaluate: Callable = _quadratic_value, objective: str = "", **jit_options) -> Callable:
     """A cached Numba dispatcher of ``template`` whose element update applies
@@ -372,7 +379,7 @@ def _instantiate(template: Callable, rule: Callable, *, cache: bool = True, lane
     names = dict(_update=_element_update(rule), LANES=lanes, DIM=dim)
     names["_advance"] = _specialised(_advance, rule, lanes, dim)
     names["_train_block"] = _specialised(_train_block, rule, lanes, dim)
-    names["_evaluate"] = _specialise(evaluate, f"{rule.__name__}__{lanes}x{dim}{objective}")
+    names["_evaluate"] = _evaluator(evaluate, objective)
     fn = rebind(template, **names)
     suffix = "parallel" if jit_options.get("parallel") else "serial"
     if template is not _step_template:
