@@ -1,4 +1,5 @@
-"""Backends: ``reference`` (the NumPy oracle) and ``cpu`` (Numba).
+"""Backends: ``reference`` (the NumPy oracle), ``cpu`` (Numba) and ``cuda`` (numba-cuda),
+each implementing the interface of :mod:`rmsnum.backends.base`, which also finds them by name.
 
 Importing this package compiles nothing; kernels compile on first use.
 """
