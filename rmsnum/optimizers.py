@@ -434,16 +434,19 @@ class RMSProp(Optimizer):
     in the book's form, plus the options below. Every framework preset is one
     setting of these options:
 
-    ===========  ==================  ==================  ====  =======================  ==========================  ============
-    preset       gamma (name, dflt)  eps (dflt, place)   s0    momentum                 centered denominator        weight decay
-    ===========  ==================  ==================  ====  =======================  ==========================  ============
-    ``d2l``      gamma 0.9           1e-6 inside sqrt    0     none                     --                          none
-    ``torch``    alpha 0.99          1e-8 sqrt(s)+eps    0     b=mu*b+g/den; x-=lr*b    sqrt(s - g_avg**2) + eps    coupled
-    ``keras``    rho 0.9             1e-7 inside         0     m=mu*m+lr*g/den; x-=m    sqrt(s - g_avg**2 + eps)    decoupled
-    ``tf1``      decay 0.9           1e-10 inside        1     as Keras                 as Keras                    none
-    ``optax``    decay 0.9           1e-8 inside         0     after lr; opt. Nesterov  sqrt(s - g_avg**2 + eps)    none
-    ``mxnet``    gamma1 0.9          1e-8 inside         0     centered only (gamma2)   sqrt(n - g_avg**2 + eps)    coupled
-    ===========  ==================  ==================  ====  =======================  ==========================  ============
+    =============  ==================  ==================  ====  =======================  ==========================  ============
+    preset         gamma (name, dflt)  eps (dflt, place)   s0    momentum                 centered denominator        weight decay
+    =============  ==================  ==================  ====  =======================  ==========================  ============
+    ``d2l``        gamma 0.9           1e-6 inside sqrt    0     none                     --                          none
+    ``torch``      alpha 0.99          1e-8 sqrt(s)+eps    0     b=mu*b+g/den; x-=lr*b    sqrt(s - g_avg**2) + eps    coupled
+    ``keras``      rho 0.9             1e-7 inside         0     m=mu*m+lr*g/den; x-=m    sqrt(s - g_avg**2 + eps)    decoupled
+    ``tf1``        decay 0.9           1e-10 inside        1     as Keras                 as Keras                    none
+    ``optax``      decay 0.9           1e-8 inside         0     after lr; opt. Nesterov  sqrt(s - g_avg**2 + eps)    none
+    ``mxnet``      gamma1 0.9          1e-8 inside         0     centered only (gamma2)   sqrt(n - g_avg**2 + eps)    coupled
+    ``tf_keras2``  rho 0.9             1e-7 sqrt(s)+eps    0     as Keras, eps inside     sqrt(s - g_avg**2) + eps    none
+                                       at mu = 0, inside                                  at mu = 0, + eps inside
+                                       at mu > 0                                          at mu > 0
+    =============  ==================  ==================  ====  =======================  ==========================  ============
 
     Parameters
     ----------
@@ -515,6 +518,7 @@ class RMSProp(Optimizer):
         "optax": {"lr": "learning_rate", "gamma": "decay", "initial_s": "initial_scale"},
         "mxnet": {"lr": "learning_rate", "gamma": "gamma1", "eps": "epsilon", "momentum": "gamma2",
                   "weight_decay": "wd"},
+        "tf_keras2": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon"},
     }
     _booleans: ClassVar[tuple[str, ...]] = ("eps_in_sqrt", "centered", "lr_in_momentum", "nesterov",
                                             "bias_correction", "decoupled_weight_decay")
@@ -633,6 +637,24 @@ class RMSProp(Optimizer):
         gamma2 = v.real("gamma2", gamma2, **_BELOW_ONE)  # checked even when not centered, where it is unused
         return cls(learning_rate, gamma1, epsilon, centered=centered, momentum=gamma2 if centered else 0.0,
                    lr_in_momentum=True, weight_decay=wd, preset="mxnet")
+
+    @classmethod
+    def tf_keras2(cls, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                  epsilon: float = 1e-7, centered: bool = False) -> "RMSProp":
+        """TensorFlow 2.0-2.15 ``tf.keras.optimizers.RMSprop`` (the ``optimizer_v2``
+        version many trained models come from), whose two code paths differ:
+        without momentum its dense update is ``x -= lr * g / (sqrt(s) + eps)``
+        (eps **outside** the square root, centered: ``sqrt(s - g_avg**2) + eps``);
+        with ``momentum > 0`` it calls the fused ``ApplyRMSProp`` kernel,
+        ``m = momentum * m + lr * g / sqrt(s + eps)``, ``x -= m`` (eps **inside**,
+        centered: ``sqrt(s - g_avg**2 + eps)``). The mean square starts at 0.
+
+        >>> RMSProp.tf_keras2().eps_in_sqrt, RMSProp.tf_keras2(momentum=0.9).eps_in_sqrt
+        (False, True)
+        """
+        momentum = v.real("momentum", momentum, **_BELOW_ONE)  # it picks the path, so it is checked first
+        return cls(learning_rate, rho, epsilon, eps_in_sqrt=momentum > 0, centered=centered, momentum=momentum,
+                   lr_in_momentum=True, preset="tf_keras2")
 
 
 @dataclass(frozen=True)

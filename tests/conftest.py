@@ -36,6 +36,7 @@ OPTIMIZERS = {
     # covers centered + bias correction with s0 > 0.)
     "preset-optax": rn.RMSProp.optax(0.01, momentum=0.9, nesterov=True, bias_correction=True),
     "preset-mxnet": rn.RMSProp.mxnet(learning_rate=0.01, centered=True, wd=0.01),
+    "preset-tf-keras2": rn.RMSProp.tf_keras2(learning_rate=0.01, centered=True),  # eps outside (momentum 0)
     "sgd": rn.SGD(lr=0.05),
     "momentum": rn.Momentum(lr=0.02, beta=0.9),
     "adagrad": rn.Adagrad(lr=0.3),

@@ -192,7 +192,7 @@ def test_parse_fixed_and_optimizer():
     assert cli.parse_fixed("centered=true") == ("centered", True)
     assert cli.parse_optimizer("RMSProp") is rn.RMSProp
     assert cli.parse_optimizer("sgd") is rn.SGD
-    for preset in ("torch", "keras", "tf1", "optax", "mxnet", "d2l"):
+    for preset in ("torch", "keras", "tf1", "optax", "mxnet", "d2l", "tf_keras2"):
         assert cli.parse_optimizer(f"RMSProp.{preset}") == getattr(rn.RMSProp, preset)
 
 

@@ -339,6 +339,18 @@ HAND_WORKED = [
     # centered, g = 10 twice: n2 = 19, g_avg2 = 1.9, delta2 = 0.9 * delta1 - 1 / sqrt(19 - 3.61 + 1e-8); x2 = 9.111760
     ("mxnet", dict(learning_rate=0.1, centered=True), 10.0, [10.0, 10.0],
      10.0 - 1.9 / sqrt(9.0 + 1e-8) - 1.0 / sqrt(15.39 + 1e-8)),
+    # tf.keras 2 (optimizer_v2 RMSprop, TF 2.0-2.15), from its dense update and the documented
+    # ApplyRMSProp / ApplyCenteredRMSProp kernels. Without momentum, eps outside the sqrt:
+    # s = 0.1 * 100 = 10; x = 10 - 0.1 * 10 / (sqrt(10) + 1e-7) = 9.683772
+    ("tf_keras2", dict(learning_rate=0.1), 10.0, [10.0], 10.0 - 1.0 / (sqrt(10.0) + 1e-7)),
+    # centered, no momentum: g_avg = 1, den = sqrt(10 - 1) + 1e-7 = 3 + 1e-7; x = 9.666666...
+    ("tf_keras2", dict(learning_rate=0.1, centered=True), 10.0, [10.0], 10.0 - 1.0 / (3.0 + 1e-7)),
+    # momentum 0.9 (the fused kernel, eps inside), g = 10 twice: m1 = 1 / sqrt(10 + 1e-7);
+    # s2 = 0.9 * 10 + 0.1 * 100 = 19, m2 = 0.9 m1 + 1 / sqrt(19 + 1e-7); x2 = 10 - m1 - m2 = 9.169752
+    ("tf_keras2", dict(learning_rate=0.1, momentum=0.9), 10.0, [10.0, 10.0],
+     10.0 - 1.9 / sqrt(10.0 + 1e-7) - 1.0 / sqrt(19.0 + 1e-7)),
+    # centered with momentum: mom = 0.1 * 10 / sqrt(10 - 1 + 1e-7); x = 9.666666...
+    ("tf_keras2", dict(learning_rate=0.1, momentum=0.5, centered=True), 10.0, [10.0], 10.0 - 1.0 / sqrt(9.0 + 1e-7)),
 ]
 
 

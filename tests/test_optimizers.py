@@ -146,11 +146,13 @@ def test_non_finite_values_get_a_consistent_message(value, message):
     lambda f: rn.RMSProp.optax(f, decay=f, eps=f, initial_scale=f, momentum=f),
     lambda f: rn.RMSProp.mxnet(learning_rate=f, gamma1=f, gamma2=f, epsilon=f, wd=f, centered=True),
     lambda f: rn.RMSProp.d2l(lr=f, gamma=f, eps=f),
+    lambda f: rn.RMSProp.tf_keras2(learning_rate=f, rho=f, momentum=f, epsilon=f),
     lambda f: rn.SGD(lr=f),
     lambda f: rn.Momentum(lr=f, beta=f),
     lambda f: rn.Adagrad(lr=f, eps=f),
     lambda f: rn.Adam(lr=f, beta1=f, beta2=f, eps=f),
-], ids=["RMSProp", "torch", "keras", "tf1", "optax", "mxnet", "d2l", "SGD", "Momentum", "Adagrad", "Adam"])
+], ids=["RMSProp", "torch", "keras", "tf1", "optax", "mxnet", "d2l", "tf_keras2", "SGD", "Momentum", "Adagrad",
+        "Adam"])
 def test_fractions_are_accepted_everywhere_as_floats(make):
     opt = make(Fraction(1, 4))
     numbers = [value for value in opt.hyperparameters().values() if not isinstance(value, (bool, str, type(None)))]
