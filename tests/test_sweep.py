@@ -393,6 +393,22 @@ def test_an_instance_whose_fields_the_grid_overrides():
         rn.sweep(opt, q, (1.0, -1.0, 0.5), 3, {"lr": [0.1]}, fixed={"lr": 0.2}, progress=False)
 
 
+def test_tf_keras2_preset_switches_eps_with_momentum_in_a_sweep():
+    """tf.keras 2's RMSprop puts eps outside the sqrt without momentum and inside with it: a
+    momentum axis of the preset crosses both paths, in blocks of 64 lanes (20 learning rates) and of
+    one lane (small groups), and every configuration equals simulate bit for bit."""
+    x0 = (1.0, -1.0, 0.5)
+    res = rn.sweep(rn.RMSProp.tf_keras2, DENSE, x0, 40, {"learning_rate": np.linspace(0.01, 0.1, 20),
+                                                         "momentum": [0.0, 0.9]}, progress=False)
+    small = rn.sweep(rn.RMSProp.tf_keras2, DENSE, x0, 40, {"momentum": [0.0, 0.5], "centered": [False, True]},
+                     progress=False)
+    for result in (res, small):
+        for index in np.ndindex(result.shape):
+            one = rn.simulate(rn.RMSProp.tf_keras2(**result.config(index)), DENSE, x0, 40)
+            np.testing.assert_array_equal(result.final_x[index], one.final_x, err_msg=str(result.config(index)))
+    assert not np.array_equal(small.final_x[0, 0], small.final_x[1, 0])
+
+
 def test_doc_example_runs_in_a_fresh_process():
     code = textwrap.dedent("""
         import numpy as np, rmsnum as rn
