@@ -390,7 +390,7 @@ def simulate(
     n_rec = 0 if every is None else steps // every + 1
     X = np.full((n_rec, objective.dim), np.nan, dtype=dt) if keep_x else None
     loss = np.full(n_rec, np.nan, dtype=dt) if every is not None else None
-    diverged, final_x, final_loss = _run(kernels, backend, opt, objective, start, steps, every, X, loss, state,
+    diverged, final_x, final_loss = _run(kernels, opt, objective, start, steps, every, X, loss, state,
                                          seed_value or 0, per_step or None)
     from ._version import __version__
 
@@ -448,11 +448,11 @@ def _finish_lane(state: OptimizerState, d: np.ndarray | None, steps: int, diverg
         state.d1, state.d2 = state.d1.dtype.type(d[0, 0, 0]), state.d2.dtype.type(d[0, 1, 0])
 
 
-def _run(kernels: base.Backend, backend: str, opt: Optimizer, objective: Quadratic | Objective, start: np.ndarray,
-         steps: int, every: int | None, X: np.ndarray | None, loss: np.ndarray | None, state: OptimizerState,
-         seed: int, per_step: list[Optimizer] | None = None) -> tuple[int, np.ndarray, np.floating]:
-    """The trajectory as a sweep of one configuration on ``kernels`` (the backend
-    called ``backend``), so that both run the same kernel; ``per_step`` lists the
+def _run(kernels: base.Backend, opt: Optimizer, objective: Quadratic | Objective, start: np.ndarray, steps: int,
+         every: int | None, X: np.ndarray | None, loss: np.ndarray | None, state: OptimizerState, seed: int,
+         per_step: list[Optimizer] | None = None) -> tuple[int, np.ndarray, np.floating]:
+    """The trajectory as a sweep of one configuration on the backend ``kernels``, so
+    that both run the same kernel; ``per_step`` lists the
     optimizer of each update under a schedule. ``X`` and ``loss`` (None: not
     recorded) are filled every ``every`` steps. Returns the diverged step or -1,
     the final x and its loss."""

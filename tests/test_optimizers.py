@@ -10,6 +10,9 @@ import rmsnum as rn
 from oracle import reference_step  # noqa: E402 (tests/ is on sys.path)
 
 BAD_HYPERPARAMETERS = [
+    (rn.RMSProp.tf_keras2, dict(momentum=1.5), ValueError, "momentum"),
+    (rn.RMSProp.tf_keras2, dict(momentum="0.9"), TypeError, "momentum"),
+    (rn.RMSProp.tf_keras2, dict(learning_rate=0.0), ValueError, "learning_rate"),
     (rn.RMSProp, dict(lr=0.0), ValueError, "lr"),
     (rn.RMSProp, dict(lr=-1.0), ValueError, "lr"),
     (rn.RMSProp, dict(lr=math.inf), ValueError, "lr"),

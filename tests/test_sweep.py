@@ -391,6 +391,10 @@ def test_an_instance_whose_fields_the_grid_overrides():
         rn.sweep(opt, q, (1.0, -1.0, 0.5), 3, {"alpha": [0.9]}, progress=False)
     with pytest.raises(ValueError, match="'lr' is both in grid and in fixed"):
         rn.sweep(opt, q, (1.0, -1.0, 0.5), 3, {"lr": [0.1]}, fixed={"lr": 0.2}, progress=False)
+    odd = dataclasses.replace(adamw)
+    object.__setattr__(odd, "decoupled_weight_decay", False)  # an AdamW its constructor cannot make
+    with pytest.raises(ValueError, match="cannot be rebuilt from the arguments of AdamW"):
+        rn.sweep(odd, q, (1.0, -1.0, 0.5), 3, {"lr": [0.1]}, progress=False)
 
 
 def test_tf_keras2_preset_switches_eps_with_momentum_in_a_sweep():

@@ -116,7 +116,7 @@ def _start_group(plan: Plan, group: Group, index: tuple[np.ndarray, ...], member
     tol = np.empty(0, dt) if plan.tol is None else plan.tol.astype(dt)
     functions, P = backend.kernel_form(plan.objective, dt)
     args = (group.representative.rule, functions, *packed, P, plan.objective.noise, seeds,
-            plan.objective.f_star or 0.0, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
+            0.0 if plan.tol is None else plan.objective.f_star, tol, plan.steps, plan.every or 1, loss_rec, None, final_loss, diverged, hit)
     unpack = unpacker(out, members, {"final_x": packed[0], "final_loss": final_loss, "diverged_at": diverged,
                                      "loss": loss_rec, "steps_to_tol": hit})
     named = inspect.signature(backend.run_objective).bind(*args).arguments
