@@ -84,9 +84,9 @@ def numeric(coefficients: tuple, dtype: Any = None) -> tuple:
     --------
     >>> import rmsnum as rn
     >>> numeric(rn.SGD(lr=0.5).coefficients("float32"))
-    (np.float32(0.5),)
-    >>> numeric(rn.RMSProp(lr=0.4).coefficients())[:3]
-    (np.float64(0.0), np.float64(0.0), np.float64(0.9))
+    (np.float32(1.0), np.float32(0.0), np.float32(0.5))
+    >>> numeric(rn.RMSProp(lr=0.4).coefficients())[:4]
+    (np.float64(1.0), np.float64(0.0), np.float64(0.0), np.float64(0.9))
     """
     if not isinstance(coefficients, tuple):
         raise TypeError(f"coefficients must be a tuple from opt.coefficients(dtype), got {type(coefficients).__name__}")
@@ -125,7 +125,7 @@ def rmsprop_update(x, g, s, lr, gamma, eps):
 
 def _chapter(x, g, s, lr, gamma, eps, one):
     x, s, _, _ = rmsprop(x, g, s, ZERO, ZERO, ONE, ONE,
-                         (ZERO, ZERO, gamma, one - gamma, ZERO, eps, ZERO, ZERO, lr, ONE, ZERO, ONE))
+                         (ONE, ZERO, ZERO, gamma, one - gamma, ZERO, eps, ZERO, ZERO, lr, ONE, ZERO, ONE))
     return x, s
 
 

@@ -179,8 +179,8 @@ class Optimizer:
         A coefficient of an option that is off is the exact neutral ``ZERO`` or
         ``ONE`` (see :mod:`rmsnum._neutral`), so compiled kernels skip its term.
 
-        >>> RMSProp(lr=0.4).coefficients()[:3]
-        (ZERO, ZERO, np.float64(0.9))
+        >>> RMSProp(lr=0.4).coefficients()[:4]
+        (ONE, ZERO, ZERO, np.float64(0.9))
         """
         dt = v.float_dtype("dtype", dtype)
         return tuple(c if isinstance(c, Neutral) else dt.type(c) for c in self._coefficients())
@@ -422,6 +422,18 @@ def _on(value: Any) -> bool:
     return bool(np.all(np.asarray(value) > 0))
 
 
+def _zero(value: Any) -> bool:
+    """Whether a non-negative number (or every number of a column) is 0."""
+    if isinstance(value, (int, float)):
+        return value == 0
+    return bool(np.any(np.asarray(value) == 0))
+
+
+def _sign(maximize: Any) -> float | Neutral:
+    """The factor of the gradient: -1 to maximize, else the neutral ONE."""
+    return -1.0 if maximize else ONE
+
+
 def _momentum_slots(momentum: float) -> tuple[str, ...]:
     return ("m",) if _on(momentum) else ()
 
@@ -455,7 +467,7 @@ class RMSProp(Optimizer):
     gamma : float, default 0.9
         Leaky-average factor of the mean square, in [0, 1].
     eps : float, default 1e-6
-        Stabiliser, finite and > 0.
+        Stabiliser, finite and > 0 (0 only with ``initial_s > 0``, see Notes).
     eps_in_sqrt : bool, default True
         ``sqrt(s + eps)`` (True) or ``sqrt(s) + eps`` (False).
     initial_s : float, default 0.0
@@ -475,10 +487,18 @@ class RMSProp(Optimizer):
         Weight decay, >= 0.
     decoupled_weight_decay : bool, default False
         ``x -= lr * weight_decay * x`` (Keras) instead of ``g += weight_decay * x``.
+    maximize : bool, default False
+        Ascend: the gradient's sign is flipped before everything else (torch's ``maximize``).
     preset : str, optional
         Set by the preset constructors (``"d2l"``, ``"torch"``, ``"keras"``,
-        ``"tf1"``, ``"optax"``, ``"mxnet"``): a label, not compared, under whose
-        argument names errors report the hyperparameters.
+        ``"tf1"``, ``"optax"``, ``"mxnet"``, ``"tf_keras2"``): a label, not
+        compared, under whose argument names errors report the hyperparameters.
+
+    Notes
+    -----
+    ``eps = 0`` is allowed where the first step cannot divide by zero: with
+    ``initial_s > 0`` and ``gamma > 0`` (TF1 starts at ``s = 1`` and allows
+    ``epsilon=0``), and refused otherwise.
 
     Examples
     --------
@@ -505,10 +525,11 @@ class RMSProp(Optimizer):
     bias_correction: bool = False
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
+    maximize: bool = False
     preset: str | None = field(default=None, compare=False)
 
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(
-        lr=_POSITIVE, gamma=_UNIT, eps=_POSITIVE, initial_s=_NON_NEGATIVE, momentum=_BELOW_ONE,
+        lr=_POSITIVE, gamma=_UNIT, eps=_NON_NEGATIVE, initial_s=_NON_NEGATIVE, momentum=_BELOW_ONE,
         weight_decay=_NON_NEGATIVE)
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "d2l": {},
@@ -521,13 +542,19 @@ class RMSProp(Optimizer):
         "tf_keras2": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon"},
     }
     _booleans: ClassVar[tuple[str, ...]] = ("eps_in_sqrt", "centered", "lr_in_momentum", "nesterov",
-                                            "bias_correction", "decoupled_weight_decay")
+                                            "bias_correction", "decoupled_weight_decay", "maximize")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.nesterov and self.momentum == 0:
             momentum = self._argument("momentum")
             raise ValueError(f"nesterov=True needs {momentum} in (0, 1), got {momentum}=0")
+        if _zero(self.eps) and not (_on(self.initial_s) and _on(self.gamma)):
+            # with s0 > 0 and gamma > 0 the first mean square is >= gamma * s0 > 0 (TF1: s0 = 1)
+            eps, gamma = self._argument("eps"), self._argument("gamma")
+            raise ValueError(f"{eps} must be > 0 here: 0 is allowed only where the mean square starts above 0 "
+                             f"(TF1's s = 1) and {gamma} > 0, else a zero gradient divides by zero at the first "
+                             f"step; here s starts at {self.initial_s} and {gamma}={self.gamma}")
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -542,6 +569,7 @@ class RMSProp(Optimizer):
         lr_outside = _on(self.momentum) and not self.lr_in_momentum  # PyTorch-style buffer
         c_in, c_out = (ONE, self.lr) if lr_outside else (self.lr, ONE)
         return (
+            _sign(self.maximize),
             self.weight_decay if decay and not decoupled else ZERO,
             self.lr * self.weight_decay if decay and decoupled else ZERO,
             self.gamma,
@@ -572,7 +600,7 @@ class RMSProp(Optimizer):
 
     @classmethod
     def torch(cls, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
-              momentum: float = 0, centered: bool = False) -> "RMSProp":
+              momentum: float = 0, centered: bool = False, maximize: bool = False) -> "RMSProp":
         """PyTorch ``torch.optim.RMSprop``: ``sqrt(s) + eps``, coupled weight decay,
         momentum buffer without the learning rate.
 
@@ -580,7 +608,7 @@ class RMSProp(Optimizer):
         False
         """
         return cls(lr, alpha, eps, eps_in_sqrt=False, centered=centered, momentum=momentum,
-                   weight_decay=weight_decay, preset="torch")
+                   weight_decay=weight_decay, maximize=maximize, preset="torch")
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
@@ -602,10 +630,13 @@ class RMSProp(Optimizer):
     @classmethod
     def tf1(cls, learning_rate: float, decay: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-10,
             centered: bool = False) -> "RMSProp":
-        """TensorFlow 1 ``tf.train.RMSPropOptimizer``: s starts at 1, eps 1e-10 inside.
+        """TensorFlow 1 ``tf.train.RMSPropOptimizer``: s starts at 1, eps 1e-10 inside;
+        ``epsilon=0`` is allowed, as in TF1, since s starts above 0 (with ``decay > 0``).
 
         >>> RMSProp.tf1(0.01).initial_s
         1.0
+        >>> RMSProp.tf1(0.01, epsilon=0.0).eps
+        0.0
         """
         return cls(learning_rate, decay, epsilon, initial_s=1.0, centered=centered, momentum=momentum,
                    lr_in_momentum=True, preset="tf1")
@@ -659,53 +690,208 @@ class RMSProp(Optimizer):
 
 @dataclass(frozen=True)
 class SGD(Optimizer):
-    """Gradient descent ``x <- x - lr * g``.
+    """Gradient descent ``x <- x - lr * g``, with coupled weight decay and ``maximize``.
 
+    Parameters
+    ----------
+    lr : float
+        Learning rate, finite and > 0.
+    weight_decay : float, default 0.0
+        Coupled weight decay ``g += weight_decay * x``, >= 0.
+    maximize : bool, default False
+        Ascend: the gradient's sign is flipped first (torch's ``maximize``).
+    preset : str, optional
+        ``"torch"`` when made by :meth:`torch`: a label, not compared.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.array([1.0]); opt = SGD(lr=0.1); opt.step(x, np.array([2.0]), opt.init(x)); x
     array([0.8])
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.sgd)
-    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, weight_decay=_NON_NEGATIVE)
+    _booleans: ClassVar[tuple[str, ...]] = ("maximize",)
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {"torch": {}}
     lr: float
+    _: KW_ONLY
+    weight_decay: float = 0.0
+    maximize: bool = False
+    preset: str | None = field(default=None, compare=False)
 
-    def _coefficients(self) -> tuple[float, ...]:
-        return (self.lr,)
+    def _coefficients(self) -> tuple[float | Neutral, ...]:
+        return (_sign(self.maximize), self.weight_decay if _on(self.weight_decay) else ZERO, self.lr)
+
+    @classmethod
+    def torch(cls, lr: float = 0.001, momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
+              nesterov: bool = False, maximize: bool = False) -> "SGD | Momentum":
+        """PyTorch ``torch.optim.SGD``, in its argument names and defaults: an
+        :class:`SGD` without momentum, a :class:`Momentum` with it (torch's buffer
+        ``b = momentum * b + g; x -= lr * b`` is the heavy-ball rule).
+
+        ``dampening`` must be 0: torch's first step sets the buffer to the
+        undamped gradient and damps only from the second step on, which rmsnum
+        does not express yet.
+
+        >>> SGD.torch(lr=0.1) == SGD(lr=0.1)
+        True
+        >>> SGD.torch(lr=0.1, momentum=0.9, nesterov=True).nesterov
+        True
+        """
+        momentum = v.real("momentum", momentum, **_BELOW_ONE)
+        dampening = v.real("dampening", dampening, **_UNIT)
+        nesterov = v.boolean("nesterov", nesterov)
+        if dampening != 0:
+            raise ValueError(f"dampening must be 0 (torch damps from the second step on, which rmsnum does not "
+                             f"express yet), got dampening={dampening}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs momentum in (0, 1) and dampening=0, got momentum=0")
+        if momentum == 0:
+            return cls(lr, weight_decay=weight_decay, maximize=maximize, preset="torch")
+        return Momentum(lr, momentum, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize,
+                        preset="torch")
 
 
 @dataclass(frozen=True)
 class Momentum(Optimizer):
-    """Heavy-ball momentum ``m <- beta * m + g; x <- x - lr * m`` (the book's form).
+    """Heavy-ball momentum ``m <- beta * m + g; x <- x - lr * m`` (the book's form),
+    which is also ``torch.optim.SGD`` with momentum (see :meth:`SGD.torch`).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, finite and > 0.
+    beta : float, default 0.9
+        Momentum factor, in [0, 1) (torch's ``momentum``).
+    nesterov : bool, default False
+        Nesterov momentum as torch applies it: ``x -= lr * (g + beta * m)``.
+    weight_decay : float, default 0.0
+        Coupled weight decay ``g += weight_decay * x``, >= 0.
+    maximize : bool, default False
+        Ascend: the gradient's sign is flipped first.
+    preset : str, optional
+        ``"torch"`` when made by :meth:`SGD.torch`: a label, not compared.
 
     >>> Momentum(lr=0.1, beta=0.5).slots
     ('m',)
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.momentum)
-    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE, weight_decay=_NON_NEGATIVE)
+    _booleans: ClassVar[tuple[str, ...]] = ("nesterov", "maximize")
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {"torch": {"beta": "momentum"}}
     lr: float
     beta: float = 0.9
+    _: KW_ONLY
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    maximize: bool = False
+    preset: str | None = field(default=None, compare=False)
 
-    def _coefficients(self) -> tuple[float, ...]:
-        return (self.lr, self.beta)
+    def _coefficients(self) -> tuple[float | Neutral, ...]:
+        return (_sign(self.maximize), self.weight_decay if _on(self.weight_decay) else ZERO, self.lr, self.beta,
+                ONE if self.nesterov else ZERO, self.beta if self.nesterov else ONE)
 
 
 @dataclass(frozen=True)
 class Adagrad(Optimizer):
-    """Adagrad ``s <- s + g**2; x <- x - lr * g / sqrt(s + eps)`` (the book's form).
+    """Adagrad ``s <- s + g**2; x <- x - lr * g / sqrt(s + eps)`` (the book's form),
+    with the options of torch's and Keras' Adagrad.
 
+    Parameters
+    ----------
+    lr : float
+        Learning rate, finite and > 0.
+    eps : float, default 1e-6
+        Stabiliser, finite and > 0.
+    eps_in_sqrt : bool, default True
+        ``sqrt(s + eps)`` (the book, Keras) or ``sqrt(s) + eps`` (torch).
+    initial_s : float, default 0.0
+        Initial value of the accumulator ``s``, >= 0 (torch's and Keras'
+        ``initial_accumulator_value``).
+    weight_decay : float, default 0.0
+        Weight decay, >= 0: coupled ``g += weight_decay * x`` (torch), or with
+        ``decoupled_weight_decay`` ``x -= lr * weight_decay * x`` (Keras).
+    decoupled_weight_decay : bool, default False
+        Decoupled instead of coupled weight decay.
+    maximize : bool, default False
+        Ascend: the gradient's sign is flipped first (torch's ``maximize``).
+    preset : str, optional
+        ``"torch"`` or ``"keras"`` when made by a preset: a label, not compared.
+
+    Examples
+    --------
     >>> Adagrad(lr=0.4).eps
     1e-06
+    >>> Adagrad.keras().initial_s, Adagrad.torch().eps_in_sqrt
+    (0.1, False)
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.adagrad)
-    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, eps=_POSITIVE)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, eps=_POSITIVE, initial_s=_NON_NEGATIVE,
+                                                        weight_decay=_NON_NEGATIVE)
+    _booleans: ClassVar[tuple[str, ...]] = ("eps_in_sqrt", "decoupled_weight_decay", "maximize")
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
+        "torch": {"initial_s": "initial_accumulator_value"},
+        "keras": {"lr": "learning_rate", "eps": "epsilon", "initial_s": "initial_accumulator_value"},
+    }
     lr: float
     eps: float = 1e-6
+    _: KW_ONLY
+    eps_in_sqrt: bool = True
+    initial_s: float = 0.0
+    weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False
+    maximize: bool = False
+    preset: str | None = field(default=None, compare=False)
 
-    def _coefficients(self) -> tuple[float, ...]:
-        return (self.lr, self.eps)
+    def _initial(self, slot: str) -> float:
+        return self.initial_s
+
+    def _coefficients(self) -> tuple[float | Neutral, ...]:
+        decay = _on(self.weight_decay)
+        decoupled = self.decoupled_weight_decay
+        return (
+            _sign(self.maximize),
+            self.weight_decay if decay and not decoupled else ZERO,
+            self.lr * self.weight_decay if decay and decoupled else ZERO,
+            self.lr,
+            self.eps if self.eps_in_sqrt else ZERO,
+            ZERO if self.eps_in_sqrt else self.eps,
+        )
+
+    @classmethod
+    def torch(cls, lr: float = 0.01, lr_decay: float = 0, weight_decay: float = 0,
+              initial_accumulator_value: float = 0, eps: float = 1e-10, maximize: bool = False) -> "Adagrad":
+        """PyTorch ``torch.optim.Adagrad``, in its argument names and defaults: eps
+        outside the square root, coupled weight decay.
+
+        ``lr_decay`` must be 0: torch's ``lr / (1 + (t - 1) * lr_decay)`` changes
+        the step size at every step, which rmsnum does not express yet.
+
+        >>> Adagrad.torch(lr=0.1).eps
+        1e-10
+        """
+        lr_decay = v.real("lr_decay", lr_decay, **_NON_NEGATIVE)
+        if lr_decay != 0:
+            raise ValueError(f"lr_decay must be 0 (a step size that changes at every step is not expressed "
+                             f"yet), got lr_decay={lr_decay}")
+        return cls(lr, eps, eps_in_sqrt=False, initial_s=initial_accumulator_value, weight_decay=weight_decay,
+                   maximize=maximize, preset="torch")
+
+    @classmethod
+    def keras(cls, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
+              weight_decay: float | None = None) -> "Adagrad":
+        """Keras 3 ``keras.optimizers.Adagrad``: eps inside the square root, the
+        accumulator starting at 0.1, decoupled weight decay.
+
+        >>> Adagrad.keras(learning_rate=0.01).initial_s
+        0.1
+        """
+        wd = 0.0 if weight_decay is None else weight_decay
+        return cls(learning_rate, epsilon, initial_s=initial_accumulator_value, weight_decay=wd,
+                   decoupled_weight_decay=True, preset="keras")
 
 
 @dataclass(frozen=True)
@@ -737,6 +923,8 @@ class Adam(Optimizer):
         ``eps`` is the paper's "epsilon hat", added to ``sqrt(s)`` before the bias
         correction: ``x -= lr * m_hat / ((sqrt(s) + eps) / sqrt(1 - beta2**t))``,
         as Keras (and TensorFlow) compute Adam.
+    maximize : bool, default False
+        Ascend: the gradient's sign is flipped first (torch's ``maximize``).
     preset : str, optional
         Set by the preset constructors (``"torch"``, ``"keras"``): a label, not
         compared, under whose argument names errors report the hyperparameters.
@@ -755,7 +943,7 @@ class Adam(Optimizer):
     rule: ClassVar[Callable] = staticmethod(rules.adam)
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta1=_BELOW_ONE, beta2=_BELOW_ONE,
                                                         eps=_POSITIVE, weight_decay=_NON_NEGATIVE)
-    _booleans: ClassVar[tuple[str, ...]] = ("amsgrad", "decoupled_weight_decay", "eps_hat")
+    _booleans: ClassVar[tuple[str, ...]] = ("amsgrad", "decoupled_weight_decay", "eps_hat", "maximize")
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "torch": {"beta1": "betas[0]", "beta2": "betas[1]"},
         "keras": {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon"},
@@ -769,6 +957,7 @@ class Adam(Optimizer):
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
     eps_hat: bool = False
+    maximize: bool = False
     preset: str | None = field(default=None, compare=False)
 
     @property
@@ -779,6 +968,7 @@ class Adam(Optimizer):
         decay = _on(self.weight_decay)
         decoupled = self.decoupled_weight_decay
         return (
+            _sign(self.maximize),
             self.weight_decay if decay and not decoupled else ZERO,
             1.0 - self.lr * self.weight_decay if decay and decoupled else ONE,
             self.lr,
@@ -792,7 +982,8 @@ class Adam(Optimizer):
 
     @classmethod
     def torch(cls, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-              weight_decay: float = 0, amsgrad: bool = False, decoupled_weight_decay: bool = False) -> "Adam":
+              weight_decay: float = 0, amsgrad: bool = False, decoupled_weight_decay: bool = False,
+              maximize: bool = False) -> "Adam":
         """PyTorch ``torch.optim.Adam``, in its argument names and defaults.
 
         >>> Adam.torch(betas=(0.8, 0.99)).beta1
@@ -800,7 +991,7 @@ class Adam(Optimizer):
         """
         beta1, beta2 = _pair("betas", betas)
         return cls(lr, beta1, beta2, eps, amsgrad=amsgrad, weight_decay=weight_decay,
-                   decoupled_weight_decay=decoupled_weight_decay, preset="torch")
+                   decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, preset="torch")
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
@@ -836,14 +1027,15 @@ class AdamW(Adam):
 
     @classmethod
     def torch(cls, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-              weight_decay: float = 0.01, amsgrad: bool = False) -> "AdamW":
+              weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False) -> "AdamW":
         """PyTorch ``torch.optim.AdamW``, in its argument names and defaults.
 
         >>> AdamW.torch().weight_decay
         0.01
         """
         beta1, beta2 = _pair("betas", betas)
-        return cls(lr, beta1, beta2, eps, amsgrad=amsgrad, weight_decay=weight_decay, preset="torch")
+        return cls(lr, beta1, beta2, eps, amsgrad=amsgrad, weight_decay=weight_decay, maximize=maximize,
+                   preset="torch")
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,

@@ -52,6 +52,7 @@ from typing import Callable
 import numpy as np
 
 RMSPROP_COEFFICIENTS = (
+    "sign",  # -1 to maximize (torch's maximize: g <- -g first), else 1
     "wd",  # coupled weight decay: g <- g + wd * x
     "dwd",  # decoupled weight decay: x <- x - dwd * x  (dwd = lr * weight_decay)
     "gamma",  # leaky-average factor of s (and g_avg)
@@ -72,7 +73,7 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
 
     With ``c`` unpacked as :data:`RMSPROP_COEFFICIENTS`::
 
-        g      <- g + wd * x                          coupled weight decay
+        g      <- sign * g + wd * x                   maximize (sign -1), coupled weight decay
         x      <- x - dwd * x                         decoupled weight decay
         s      <- gamma * s + (1 - gamma) * (g * g)
         g_avg  <- gamma * g_avg + omg_c * g           centered only
@@ -85,8 +86,8 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
     is ``x - (lr * g) / den``, the order of operations of Keras and of the
     book's from-scratch code.
     """
-    wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = c
-    g = g + wd * x
+    sign, wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = c
+    g = sign * g + wd * x
     x = x - dwd * x
     s = gamma * s + omg * (g * g)
     g_avg = gamma * g_avg + omg_c * g
@@ -98,29 +99,77 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
     return x, s, m, g_avg
 
 
+SGD_COEFFICIENTS = (
+    "sign",  # -1 to maximize, else 1
+    "wd",  # coupled weight decay
+    "lr",
+)
+
+
 def sgd(x, g, r1, r2, c):
-    """Gradient descent: ``x <- x - lr * g``; ``c = (lr,)``; no slot."""
-    (lr,) = c
+    """Gradient descent: ``g <- sign * g + wd * x``; ``x <- x - lr * g``; no slot.
+    ``c`` unpacks as :data:`SGD_COEFFICIENTS`; the book's rule is ``(1, 0, lr)``."""
+    sign, wd, lr = c
+    g = sign * g + wd * x
     return x - lr * g
 
 
+MOMENTUM_COEFFICIENTS = (
+    "sign",  # -1 to maximize, else 1
+    "wd",  # coupled weight decay
+    "lr",
+    "beta",  # momentum factor
+    "nest",  # 1 for Nesterov momentum (torch's SGD(nesterov=True)), else 0
+    "beta_out",  # beta for Nesterov momentum, else 1
+)
+
+
 def momentum(x, g, m, r1, r2, c):
-    """Heavy-ball momentum as the book writes it: ``m <- beta * m + g``;
-    ``x <- x - lr * m``; ``c = (lr, beta)``."""
-    lr, beta = c
+    """Heavy-ball momentum as the book writes it, and as ``torch.optim.SGD`` with
+    momentum (no dampening). With ``c`` unpacked as :data:`MOMENTUM_COEFFICIENTS`::
+
+        g  <- sign * g + wd * x
+        m  <- beta * m + g
+        x  <- x - lr * (nest * g + beta_out * m)
+
+    The book's rule is ``nest = 0, beta_out = 1``: ``x <- x - lr * m``; Nesterov's
+    (torch) ``x <- x - lr * (g + beta * m)``.
+    """
+    sign, wd, lr, beta, nest, beta_out = c
+    g = sign * g + wd * x
     m = beta * m + g
-    return x - lr * m, m
+    return x - lr * (nest * g + beta_out * m), m
+
+
+ADAGRAD_COEFFICIENTS = (
+    "sign",  # -1 to maximize, else 1
+    "wd",  # coupled weight decay (torch)
+    "dwd",  # decoupled weight decay x <- x - dwd * x (Keras: dwd = lr * weight_decay)
+    "lr",
+    "eps_in",  # eps under the square root (the book, Keras), or 0
+    "eps_out",  # eps after the square root (torch), or 0
+)
 
 
 def adagrad(x, g, s, r1, r2, c):
-    """Adagrad with eps under the square root (the book's form):
-    ``s <- s + g * g``; ``x <- x - lr * g / sqrt(s + eps)``; ``c = (lr, eps)``."""
-    lr, eps = c
+    """Adagrad. With ``c`` unpacked as :data:`ADAGRAD_COEFFICIENTS`::
+
+        g  <- sign * g + wd * x
+        x  <- x - dwd * x
+        s  <- s + g * g
+        x  <- x - lr * g / (sqrt(s + eps_in) + eps_out)
+
+    The book's form (and Keras') has eps under the square root, torch's after it.
+    """
+    sign, wd, dwd, lr, eps_in, eps_out = c
+    g = sign * g + wd * x
+    x = x - dwd * x
     s = s + g * g
-    return x - lr * g / math.sqrt(s + eps), s
+    return x - lr * g / (math.sqrt(s + eps_in) + eps_out), s
 
 
 ADAM_COEFFICIENTS = (
+    "sign",  # -1 to maximize (torch), else 1
     "wd",  # coupled weight decay (torch Adam): g <- g + wd * x
     "keep",  # decoupled weight decay (torch AdamW, Keras): x <- keep * x, keep = 1 - lr * weight_decay
     "lr",
@@ -138,7 +187,7 @@ def adam(x, g, s, m, v_max, r1, r2, c):
     second, bias-corrected by ``r1 = 1 / (1 - beta1**t)`` and
     ``r2 = 1 / (1 - beta2**t)``. With ``c`` unpacked as :data:`ADAM_COEFFICIENTS`::
 
-        g      <- g + wd * x                       coupled weight decay (torch Adam)
+        g      <- sign * g + wd * x                maximize (sign -1), coupled weight decay (torch Adam)
         x      <- keep * x                         decoupled weight decay (torch AdamW, Keras)
         m      <- beta1 * m + (1 - beta1) * g
         s      <- beta2 * s + (1 - beta2) * (g * g)
@@ -148,8 +197,8 @@ def adam(x, g, s, m, v_max, r1, r2, c):
     Without AMSGrad the slot ``v_max`` has no array: it comes in as ``ZERO``
     and ``max(ZERO, s)`` is ``s`` (s >= 0), so the update divides by ``s``.
     """
-    wd, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat = c
-    g = g + wd * x
+    sign, wd, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat = c
+    g = sign * g + wd * x
     x = keep * x
     m = beta1 * m + omb1 * g
     s = beta2 * s + omb2 * (g * g)
@@ -165,7 +214,7 @@ def adam(x, g, s, m, v_max, r1, r2, c):
 # float64 (each rounds to the state's dtype as opt.coefficients(dtype) does).
 
 def _rmsprop_step_size(slots, r1, r2, c):
-    wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = (float(v) for v in c)
+    sign, wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = (float(v) for v in c)
     s, a = slots["s"], slots["g_avg"]
     dt = s.dtype.type
     var = s * dt(r1)
@@ -176,20 +225,21 @@ def _rmsprop_step_size(slots, r1, r2, c):
 
 
 def _adagrad_step_size(slots, r1, r2, c):
-    lr, eps = (float(v) for v in c)
+    sign, wd, dwd, lr, eps_in, eps_out = (float(v) for v in c)
     s = slots["s"]
-    return lr / np.sqrt(s + s.dtype.type(eps)).astype(np.float64)
+    dt = s.dtype.type
+    return lr / (np.sqrt(s + dt(eps_in)) + dt(eps_out)).astype(np.float64)
 
 
 def _adam_step_size(slots, r1, r2, c):
-    lr, eps, eps_hat = float(c[2]), float(c[7]), float(c[8])
+    lr, eps, eps_hat = float(c[3]), float(c[8]), float(c[9])
     s = slots["s"] if slots["v_max"] is None else slots["v_max"]
     dt = s.dtype.type
     return lr / (np.sqrt(s * r2) + dt(eps) + dt(eps_hat) * np.sqrt(r2)).astype(np.float64)
 
 
 def _lr_step_size(slots, r1, r2, c):
-    return np.float64(float(c[0]))
+    return np.float64(float(c[2]))
 
 
 @dataclass(frozen=True)
@@ -237,9 +287,9 @@ class Rule:
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in (
     Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size,
          zero_slots=("m", "g_avg")),
-    Rule(sgd, (), ("lr",), (), _lr_step_size),
-    Rule(momentum, ("m",), ("lr", "beta"), (), _lr_step_size),
-    Rule(adagrad, ("s",), ("lr", "eps"), (), _adagrad_step_size),
+    Rule(sgd, (), SGD_COEFFICIENTS, (), _lr_step_size),
+    Rule(momentum, ("m",), MOMENTUM_COEFFICIENTS, (), _lr_step_size),
+    Rule(adagrad, ("s",), ADAGRAD_COEFFICIENTS, (), _adagrad_step_size),
     Rule(adam, ("s", "m", "v_max"), ADAM_COEFFICIENTS, ("beta1", "omb1", "beta2", "omb2"), _adam_step_size),
 )}
 """Every rule, by name."""

@@ -30,20 +30,26 @@ OPTIMIZERS = {
     "preset-d2l": rn.RMSProp.d2l(lr=0.05),
     "preset-torch": rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
     "preset-keras": rn.RMSProp.keras(learning_rate=0.01, momentum=0.9, centered=True, weight_decay=0.01),
-    "preset-tf1": rn.RMSProp.tf1(0.01, momentum=0.5),
+    "preset-tf1": rn.RMSProp.tf1(0.01, momentum=0.5, epsilon=0.0),  # TF1 allows eps = 0: s starts at 1
     # (Centered with bias correction and s0 = 0 has s_hat - g_avg_hat**2 = 0 exactly at t = 1: the
     # first step divides by sqrt(rounding + eps), which no tolerance can compare; "rmsprop-everything"
     # covers centered + bias correction with s0 > 0.)
     "preset-optax": rn.RMSProp.optax(0.01, momentum=0.9, nesterov=True, bias_correction=True),
     "preset-mxnet": rn.RMSProp.mxnet(learning_rate=0.01, centered=True, wd=0.01),
     "preset-tf-keras2": rn.RMSProp.tf_keras2(learning_rate=0.01, centered=True),  # eps outside (momentum 0)
+    "preset-torch-maximize": rn.RMSProp.torch(lr=0.01, momentum=0.5, maximize=True),  # ascends: |x| grows ~ lr t
     "sgd": rn.SGD(lr=0.05),
+    "preset-sgd-torch": rn.SGD.torch(lr=0.005, weight_decay=0.1, maximize=True),  # (1 + 0.02) ** 300 stays finite
     "momentum": rn.Momentum(lr=0.02, beta=0.9),
+    "preset-momentum-torch": rn.SGD.torch(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01),
     "adagrad": rn.Adagrad(lr=0.3),
+    "preset-adagrad-torch": rn.Adagrad.torch(lr=0.3, weight_decay=0.01, initial_accumulator_value=0.1,
+                                             maximize=True),
+    "preset-adagrad-keras": rn.Adagrad.keras(learning_rate=0.3, weight_decay=0.01),
     "adam": rn.Adam(lr=0.05),
     "adam-amsgrad": rn.Adam(lr=0.05, amsgrad=True),
     "preset-adam-torch": rn.Adam.torch(lr=0.05, weight_decay=0.1, amsgrad=True),
-    "preset-adamw-torch": rn.AdamW.torch(lr=0.05, weight_decay=0.1),
+    "preset-adamw-torch": rn.AdamW.torch(lr=0.05, weight_decay=0.1, maximize=True),
     "preset-adam-keras": rn.Adam.keras(learning_rate=0.05, amsgrad=True, weight_decay=0.01),
 }
 

@@ -15,14 +15,11 @@ own ``x`` for rmsnum and on the framework's parameter for the framework.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import sys
-from contextlib import nullcontext
 
 import numpy as np
 import pytest
+from frameworks import framework, jax_precision, keras_precision
 
 import rmsnum as rn
 
@@ -87,7 +84,7 @@ def compare(preset, framework_run, kwargs: dict, dtype) -> None:
 
 
 def torch_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
-    torch = pytest.importorskip("torch")
+    torch = framework("torch")
     p = torch.nn.Parameter(torch.tensor(X0.astype(dtype)))
     opt = getattr(torch.optim, optimizer)([p], **kwargs)
 
@@ -98,46 +95,20 @@ def torch_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
     return framework_trajectory(step, lambda: p.detach().numpy().copy(), dtype)
 
 
-def _keras():
-    """Import Keras 3 on a backend that is installed (jax, else torch) unless one is chosen already."""
-    if "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ:
-        backend = next((b for b in ("jax", "torch") if importlib.util.find_spec(b)), None)
-        if backend is None:
-            pytest.skip("Keras needs jax or torch here")
-        os.environ["KERAS_BACKEND"] = backend
-    keras = pytest.importorskip("keras")
-    if int(keras.__version__.split(".")[0]) < 3:
-        pytest.skip("needs Keras 3")
-    return keras
-
-
 def keras_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
-    keras = _keras()
-    var = keras.Variable(X0.astype(dtype), dtype=np.dtype(dtype).name)
-    opt = getattr(keras.optimizers, optimizer)(**kwargs)
+    with keras_precision(dtype) as keras:
+        var = keras.Variable(X0.astype(dtype), dtype=np.dtype(dtype).name)
+        opt = getattr(keras.optimizers, optimizer)(**kwargs)
 
-    def step(g):
-        opt.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
+        def step(g):
+            opt.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
 
-    return framework_trajectory(step, lambda: keras.ops.convert_to_numpy(var.value).copy(), dtype)
-
-
-def _jax_precision(dtype):
-    """A context in which JAX computes in ``dtype``: float64 needs x64, enabled only inside it."""
-    jax = pytest.importorskip("jax")
-    if dtype == np.float32:
-        return nullcontext()
-    if hasattr(jax, "enable_x64"):  # JAX >= 0.7: a thread-local context manager
-        return jax.enable_x64(True)
-    experimental = pytest.importorskip("jax.experimental")
-    if not hasattr(experimental, "enable_x64"):
-        pytest.skip("this JAX has no enable_x64 context manager")
-    return experimental.enable_x64()
+        return framework_trajectory(step, lambda: keras.ops.convert_to_numpy(var.value).copy(), dtype)
 
 
 def optax_run(kwargs: dict, dtype) -> np.ndarray:
-    jax = pytest.importorskip("jax")
-    optax = pytest.importorskip("optax")
+    jax = framework("jax")
+    optax = framework("optax")
     tx = optax.rmsprop(**kwargs)
 
     @jax.jit
@@ -145,7 +116,7 @@ def optax_run(kwargs: dict, dtype) -> np.ndarray:
         updates, state = tx.update(g, state, params)
         return optax.apply_updates(params, updates), state
 
-    with _jax_precision(dtype):
+    with jax_precision(dtype):
         box = {"x": jax.numpy.asarray(X0.astype(dtype))}
         box["state"] = tx.init(box["x"])
 
@@ -220,19 +191,24 @@ MXNET_CASES = [
 
 BOTH = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 FLOAT32 = pytest.mark.parametrize("dtype", [np.float32], ids=["float32"])
+# The comparisons with torch, Keras 3 and optax: .ci/run runs them with the frameworks extra installed
+# and RMSNUM_FRAMEWORKS=required, where none may skip (see frameworks.py).
+FRAMEWORKS = pytest.mark.frameworks
 
 
 def _id(kwargs: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in kwargs.items())
 
 
+@FRAMEWORKS
 @BOTH
 @pytest.mark.parametrize("kwargs", TORCH_CASES, ids=_id)
 def test_torch_matches_torch_optim_rmsprop(kwargs, dtype):
     compare(rn.RMSProp.torch, torch_run, kwargs, dtype)
 
 
-@FLOAT32  # Keras keeps the learning rate in a floatx (float32) variable
+@FRAMEWORKS
+@BOTH  # float64: Keras' floatx (its learning rate's dtype) float64, and jax's x64
 @pytest.mark.parametrize("kwargs", KERAS_CASES, ids=_id)
 def test_keras_matches_keras_optimizers_rmsprop(kwargs, dtype):
     compare(rn.RMSProp.keras, keras_run, kwargs, dtype)
@@ -257,6 +233,7 @@ ADAM_KERAS_CASES = [
 ]
 
 
+@FRAMEWORKS
 @BOTH
 @pytest.mark.parametrize("name,preset,kwargs", ADAM_TORCH_CASES, ids=lambda c: c if isinstance(c, str) else
                          _id(c) if isinstance(c, dict) else "")
@@ -264,13 +241,15 @@ def test_torch_matches_torch_optim_adam_and_adamw(name, preset, kwargs, dtype):
     compare(preset, lambda kw, dt: torch_run(kw, dt, name), kwargs, dtype)
 
 
-@FLOAT32  # Keras keeps the learning rate in a floatx (float32) variable
+@FRAMEWORKS
+@BOTH  # float64: Keras' floatx (its learning rate's dtype) float64, and jax's x64
 @pytest.mark.parametrize("name,preset,kwargs", ADAM_KERAS_CASES, ids=lambda c: c if isinstance(c, str) else
                          _id(c) if isinstance(c, dict) else "")
 def test_keras_matches_keras_optimizers_adam_and_adamw(name, preset, kwargs, dtype):
     compare(preset, lambda kw, dt: keras_run(kw, dt, name), kwargs, dtype)
 
 
+@FRAMEWORKS
 @BOTH
 @pytest.mark.parametrize("kwargs", OPTAX_CASES, ids=_id)
 def test_optax_matches_optax_rmsprop(kwargs, dtype):

@@ -33,8 +33,7 @@ missing, require, kernel_form, pipeline = nothing_missing, nothing_required, hos
 
 def _rmsprop(opt, x, g, st, t: int) -> None:
     lr, gamma, eps = opt.lr, opt.gamma, opt.eps
-    if opt.weight_decay and not opt.decoupled_weight_decay:
-        g = g + opt.weight_decay * x
+    g = _ascent_and_decay(opt, x, g)
     if opt.weight_decay and opt.decoupled_weight_decay:
         x -= lr * opt.weight_decay * x
     st.s[...] = gamma * st.s + (1 - gamma) * g * g
@@ -60,25 +59,40 @@ def _rmsprop(opt, x, g, st, t: int) -> None:
         x -= lr * (update + opt.momentum * st.m) if opt.nesterov else lr * st.m
 
 
+def _ascent_and_decay(opt, x, g):
+    """torch's order: the sign of ``g`` flipped to maximize, then coupled weight decay."""
+    if opt.maximize:
+        g = -g
+    if opt.weight_decay and not getattr(opt, "decoupled_weight_decay", False):
+        g = g + opt.weight_decay * x
+    return g
+
+
 def _sgd(opt, x, g, st, t) -> None:
-    x -= opt.lr * g
+    x -= opt.lr * _ascent_and_decay(opt, x, g)
 
 
 def _momentum(opt, x, g, st, t) -> None:
+    """The book's heavy ball, and torch's SGD with momentum (Nesterov: ``g + beta * m``)."""
+    g = _ascent_and_decay(opt, x, g)
     st.m[...] = opt.beta * st.m + g
-    x -= opt.lr * st.m
+    x -= opt.lr * (g + opt.beta * st.m if opt.nesterov else st.m)
 
 
 def _adagrad(opt, x, g, st, t) -> None:
+    """The book's and Keras' form (eps inside the sqrt), or torch's (eps after it)."""
+    g = _ascent_and_decay(opt, x, g)
+    if opt.weight_decay and opt.decoupled_weight_decay:  # Keras: x -= x * wd * lr first
+        x -= opt.lr * opt.weight_decay * x
     st.s += g * g
-    x -= opt.lr * g / np.sqrt(st.s + opt.eps)
+    den = np.sqrt(st.s + opt.eps) if opt.eps_in_sqrt else np.sqrt(st.s) + opt.eps
+    x -= opt.lr * g / den
 
 
 def _adam(opt, x, g, st, t) -> None:
     """As ``torch.optim.Adam``/``AdamW`` document it, or Keras' ``Adam`` with ``eps_hat``."""
     dt = x.dtype.type
-    if opt.weight_decay and not opt.decoupled_weight_decay:
-        g = g + opt.weight_decay * x
+    g = _ascent_and_decay(opt, x, g)
     if opt.weight_decay and opt.decoupled_weight_decay:
         x *= dt(1 - opt.lr * opt.weight_decay)
     st.m[...] = opt.beta1 * st.m + (1 - opt.beta1) * g
