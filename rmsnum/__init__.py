@@ -19,12 +19,12 @@ from .sweep import sweep
 from .training import TrainResult, train, train_sweep
 
 
-_LAZY = ("classics", "classification", "kernels", "plot", "report", "studies")  # matplotlib, or Numba registrations
+_LAZY = ("classics", "classification", "interop", "kernels", "plot", "report", "studies")  # matplotlib, Numba registrations
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``rn.plot``, ``rn.studies``, ``rn.classics``, ``rn.classification``, ``rn.kernels`` and ``rn.report``
-    on first use; ``rn.local_cluster`` too (it imports Dask only when called)."""
+    """Import ``rn.plot``, ``rn.studies``, ``rn.classics``, ``rn.classification``, ``rn.interop``,
+    ``rn.kernels`` and ``rn.report`` on first use; ``rn.local_cluster`` too (it imports Dask only when called)."""
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     if name == "local_cluster":

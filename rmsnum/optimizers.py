@@ -926,8 +926,8 @@ class Adam(Optimizer):
     maximize : bool, default False
         Ascend: the gradient's sign is flipped first (torch's ``maximize``).
     preset : str, optional
-        Set by the preset constructors (``"torch"``, ``"keras"``): a label, not
-        compared, under whose argument names errors report the hyperparameters.
+        Set by the preset constructors (``"torch"``, ``"optax"``, ``"keras"``): a
+        label, not compared, under whose argument names errors report the hyperparameters.
 
     Examples
     --------
@@ -946,6 +946,7 @@ class Adam(Optimizer):
     _booleans: ClassVar[tuple[str, ...]] = ("amsgrad", "decoupled_weight_decay", "eps_hat", "maximize")
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "torch": {"beta1": "betas[0]", "beta2": "betas[1]"},
+        "optax": {"lr": "learning_rate", "beta1": "b1", "beta2": "b2"},
         "keras": {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon"},
     }
     lr: float
@@ -992,6 +993,16 @@ class Adam(Optimizer):
         beta1, beta2 = _pair("betas", betas)
         return cls(lr, beta1, beta2, eps, amsgrad=amsgrad, weight_decay=weight_decay,
                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, preset="torch")
+
+    @classmethod
+    def optax(cls, learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> "Adam":
+        """optax ``optax.adam`` (``eps_root=0``, no Nesterov): eps added to the square
+        root of the bias-corrected second moment, as torch.
+
+        >>> Adam.optax(0.01, b1=0.8) == Adam(lr=0.01, beta1=0.8)
+        True
+        """
+        return cls(learning_rate, b1, b2, eps, preset="optax")
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,

@@ -106,10 +106,10 @@ def keras_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
         return framework_trajectory(step, lambda: keras.ops.convert_to_numpy(var.value).copy(), dtype)
 
 
-def optax_run(kwargs: dict, dtype) -> np.ndarray:
+def optax_run(kwargs: dict, dtype, transform: str = "rmsprop") -> np.ndarray:
     jax = framework("jax")
     optax = framework("optax")
-    tx = optax.rmsprop(**kwargs)
+    tx = getattr(optax, transform)(**kwargs)
 
     @jax.jit
     def update(params, state, g):
@@ -182,6 +182,7 @@ OPTAX_CASES = [
 ]
 TF1_CASES = [
     dict(learning_rate=0.02),
+    dict(learning_rate=0.02, epsilon=0.0),
     dict(learning_rate=0.01, decay=0.95, momentum=0.9, centered=True),
 ]
 MXNET_CASES = [
@@ -226,6 +227,33 @@ ADAM_TORCH_CASES = [
     ("AdamW", rn.AdamW.torch, dict(lr=0.05)),
     ("AdamW", rn.AdamW.torch, dict(lr=0.05, weight_decay=0.3, amsgrad=True)),
 ]
+# maximize ascends f, so these runs grow; torch's order: the sign first, then weight decay
+MAXIMIZE_TORCH_CASES = [
+    ("RMSprop", rn.RMSProp.torch, dict(lr=0.01, maximize=True, momentum=0.5, weight_decay=0.1)),
+    ("Adam", rn.Adam.torch, dict(lr=0.01, maximize=True, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", rn.AdamW.torch, dict(lr=0.01, maximize=True)),
+    ("SGD", rn.SGD.torch, dict(lr=0.01, maximize=True, weight_decay=0.1)),
+    ("Adagrad", rn.Adagrad.torch, dict(lr=0.05, maximize=True)),
+]
+# torch's SGD (plain, momentum, Nesterov, coupled weight decay) and Adagrad (eps after the sqrt,
+# the initial accumulator, coupled weight decay). torch forms Adagrad's step as lr * (g / den) and
+# rmsnum as (lr * g) / den: one rounding apart per step, well inside the tolerances.
+SGD_ADAGRAD_TORCH_CASES = [
+    ("SGD", rn.SGD.torch, dict(lr=0.05)),
+    ("SGD", rn.SGD.torch, dict(lr=0.05, weight_decay=0.1)),
+    ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.9)),
+    ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05)),
+    ("Adagrad", rn.Adagrad.torch, dict(lr=0.3)),
+    ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, eps=1e-4, initial_accumulator_value=0.5, weight_decay=0.1)),
+]
+ADAGRAD_KERAS_CASES = [
+    dict(learning_rate=0.3),
+    dict(learning_rate=0.3, initial_accumulator_value=0.0, epsilon=1e-3, weight_decay=0.1),
+]
+ADAM_OPTAX_CASES = [
+    dict(learning_rate=0.05),
+    dict(learning_rate=0.05, b1=0.8, b2=0.99, eps=1e-6),
+]
 ADAM_KERAS_CASES = [
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05)),
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05, beta_1=0.8, epsilon=1e-4, amsgrad=True, weight_decay=0.1)),
@@ -247,6 +275,28 @@ def test_torch_matches_torch_optim_adam_and_adamw(name, preset, kwargs, dtype):
                          _id(c) if isinstance(c, dict) else "")
 def test_keras_matches_keras_optimizers_adam_and_adamw(name, preset, kwargs, dtype):
     compare(preset, lambda kw, dt: keras_run(kw, dt, name), kwargs, dtype)
+
+
+@FRAMEWORKS
+@BOTH
+@pytest.mark.parametrize("name,preset,kwargs", MAXIMIZE_TORCH_CASES + SGD_ADAGRAD_TORCH_CASES,
+                         ids=lambda c: c if isinstance(c, str) else _id(c) if isinstance(c, dict) else "")
+def test_torch_matches_torch_optim_sgd_adagrad_and_maximize(name, preset, kwargs, dtype):
+    compare(preset, lambda kw, dt: torch_run(kw, dt, name), kwargs, dtype)
+
+
+@FRAMEWORKS
+@BOTH
+@pytest.mark.parametrize("kwargs", ADAGRAD_KERAS_CASES, ids=_id)
+def test_keras_matches_keras_optimizers_adagrad(kwargs, dtype):
+    compare(rn.Adagrad.keras, lambda kw, dt: keras_run(kw, dt, "Adagrad"), kwargs, dtype)
+
+
+@FRAMEWORKS
+@BOTH
+@pytest.mark.parametrize("kwargs", ADAM_OPTAX_CASES, ids=_id)
+def test_optax_matches_optax_adam(kwargs, dtype):
+    compare(rn.Adam.optax, lambda kw, dt: optax_run(kw, dt, "adam"), kwargs, dtype)
 
 
 @FRAMEWORKS
@@ -294,6 +344,11 @@ HAND_WORKED = [
     ("keras", dict(learning_rate=0.1, weight_decay=0.5), 10.0, [10.0], 9.5 - 1.0 / sqrt(10.0 + 1e-7)),
     # TF1: s starts at 1: s = 0.9 * 1 + 0.1 * 100 = 10.9; x = 10 - 1 / sqrt(10.9 + 1e-10) = 9.697109
     ("tf1", dict(learning_rate=0.1), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.9 + 1e-10)),
+    # epsilon 0, legal in TF1 since s starts at 1: x = 10 - 1 / sqrt(10.9) (RMSPropOptimizer's
+    # documented ms <- decay * ms + (1 - decay) * g**2; mom <- momentum * mom + lr * g / sqrt(ms + epsilon))
+    ("tf1", dict(learning_rate=0.1, epsilon=0.0), 10.0, [10.0], 10.0 - 1.0 / sqrt(10.9)),
+    # epsilon 0, centered: mg = 1, den = sqrt(10.9 - 1) = sqrt(9.9); x = 10 - 1 / sqrt(9.9)
+    ("tf1", dict(learning_rate=0.1, epsilon=0.0, centered=True), 10.0, [10.0], 10.0 - 1.0 / sqrt(9.9)),
     # momentum 0.9, g = 10 twice: m1 = 1 / sqrt(10.9 + 1e-10); s2 = 0.9 * 10.9 + 10 = 19.81,
     # m2 = 0.9 * m1 + 1 / sqrt(19.81 + 1e-10); x2 = 10 - m1 - m2 = 9.199830
     ("tf1", dict(learning_rate=0.1, momentum=0.9), 10.0, [10.0, 10.0],
