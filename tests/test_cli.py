@@ -224,7 +224,7 @@ def test_bad_grid_tokens_are_usage_errors(token, message, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--optimizer", "Foo"], "argument --optimizer: unknown optimizer 'Foo'; allowed: RMSProp"),
     (["--optimizer", "RMSProp.pytorch"], "unknown optimizer 'RMSProp.pytorch'"),
-    (["--optimizer", "SGD.torch"], "unknown optimizer 'SGD.torch'"),
+    (["--optimizer", "SGD.keras"], "unknown optimizer 'SGD.keras'"),
     (["--fixed", "eps"], "argument --fixed: bad fixed entry 'eps'"),
     (["--x0", "1,a"], "argument --x0: bad starting point '1,a'"),
     (["--grid", "lr=0.2"], "axis 'lr' given more than once"),

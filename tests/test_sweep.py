@@ -413,6 +413,34 @@ def test_tf_keras2_preset_switches_eps_with_momentum_in_a_sweep():
     assert not np.array_equal(small.final_x[0, 0], small.final_x[1, 0])
 
 
+# The framework options of issue 19 as grid axes: each crosses the option on and off, in blocks of
+# 64 lanes (20 learning rates) and in one-lane small groups; every configuration equals simulate.
+FRAMEWORK_OPTION_AXES = [
+    (rn.RMSProp.torch, {"lr": np.linspace(0.005, 0.05, 20), "maximize": [False, True]}, {"momentum": 0.5}),
+    (rn.Adam.torch, {"maximize": [False, True], "weight_decay": [0.0, 0.1]}, {"lr": 0.01}),
+    (rn.SGD.torch, {"lr": np.linspace(0.001, 0.01, 20), "maximize": [False, True]}, {"weight_decay": 0.1}),
+    (rn.SGD.torch, {"momentum": [0.0, 0.9], "weight_decay": [0.0, 0.1]}, {"lr": 0.01}),
+    (rn.SGD.torch, {"momentum": [0.5, 0.9], "nesterov": [False, True]}, {"lr": 0.01}),
+    (rn.Adagrad.torch, {"lr": np.linspace(0.05, 0.5, 20), "initial_accumulator_value": [0.0, 0.5]},
+     {"maximize": True}),
+    (rn.Adagrad.keras, {"epsilon": [1e-7, 1e-3], "weight_decay": [0.0, 0.1]}, {"learning_rate": 0.3}),
+    (rn.RMSProp.tf1, {"learning_rate": np.linspace(0.01, 0.1, 20), "epsilon": [0.0, 1e-10]}, {"centered": True}),
+]
+
+
+@pytest.mark.parametrize("preset, grid, fixed", FRAMEWORK_OPTION_AXES,
+                         ids=[f"{p.__self__.__name__}.{p.__name__}-{'-'.join(g)}" for p, g, _ in FRAMEWORK_OPTION_AXES])
+def test_framework_options_as_grid_axes_equal_simulate(preset, grid, fixed):
+    x0 = (1.0, -1.0, 0.5)
+    res = rn.sweep(preset, DENSE, x0, 40, grid, fixed=fixed, progress=False)
+    finals = set()
+    for index in np.ndindex(res.shape):
+        one = rn.simulate(preset(**fixed, **res.config(index)), DENSE, x0, 40)
+        np.testing.assert_array_equal(res.final_x[index], one.final_x, err_msg=str(res.config(index)))
+        finals.add(res.final_x[index].tobytes())
+    assert len(finals) == res.final_x[..., 0].size  # every option changes the run
+
+
 def test_doc_example_runs_in_a_fresh_process():
     code = textwrap.dedent("""
         import numpy as np, rmsnum as rn
