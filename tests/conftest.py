@@ -107,6 +107,14 @@ AIRFOIL = DATA_DIR / "airfoil_self_noise.dat"
 _SHARED_AIRFOIL = Path(__file__).resolve().parents[2] / "shared" / "data" / AIRFOIL.name  # notebooks look here
 
 
+def pytest_report_header(config):
+    """The framework versions the comparisons run against (tests/frameworks.py), where any is installed."""
+    from frameworks import versions
+
+    found = versions()
+    return f"frameworks: {', '.join(f'{name} {version}' for name, version in found.items())}" if found else None
+
+
 def pytest_configure(config):
     """The "data" marker; and a run that hides the data from the tests must hide it from rmsnum
     and the notebook too."""

@@ -16,6 +16,7 @@ own ``x`` for rmsnum and on the framework's parameter for the framework.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -430,3 +431,15 @@ def test_hand_worked_steps(case, dtype, rtol):
         opt.step(x, np.array([g], dtype=dtype), state)
     assert state.t == len(grads)
     np.testing.assert_allclose(x[0], expected, rtol=rtol, atol=0)
+
+
+def test_readme_table_names_every_compared_preset():
+    """README's table of what is proven lists every preset these tests compare."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Proven against the frameworks")[1].split("\n### ")[0]
+    compared = {preset for _, preset, _ in ADAM_TORCH_CASES + ADAM_KERAS_CASES + MAXIMIZE_TORCH_CASES
+                + SGD_ADAGRAD_TORCH_CASES}
+    compared |= {rn.RMSProp.torch, rn.RMSProp.keras, rn.RMSProp.optax, rn.RMSProp.tf1, rn.RMSProp.mxnet,
+                 rn.RMSProp.tf_keras2, rn.Adagrad.keras, rn.Adam.optax}
+    names = {f"{preset.__self__.__name__}.{preset.__name__}" for preset in compared}
+    assert not {name for name in names if f"`{name}`" not in section}
