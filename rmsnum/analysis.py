@@ -775,8 +775,9 @@ def predicted_stable(res: SweepResult) -> np.ndarray:
     Raises
     ------
     ValueError
-        For other optimizers, gamma = 1 (s never shrinks), Nesterov momentum
-        or weight decay, which the threshold does not cover.
+        For other optimizers, gamma = 1 (s never shrinks), Nesterov momentum,
+        weight decay, maximize, a rescaled or clipped gradient or clipped
+        weights, which the threshold does not cover.
     """
     if not isinstance(res, SweepResult):
         raise TypeError(f"res must be a SweepResult, got {type(res).__name__}")
@@ -785,9 +786,10 @@ def predicted_stable(res: SweepResult) -> np.ndarray:
     opts = _optimizers(res)
     stable = np.empty(len(opts), bool)
     for k, opt in enumerate(opts):
-        if not isinstance(opt, RMSProp) or opt.gamma >= 1 or opt.nesterov or opt.weight_decay:
-            raise ValueError("the threshold covers RMSProp with gamma < 1, without Nesterov momentum or weight decay; "
-                             f"configuration {k} is {opt}")
+        if (not isinstance(opt, RMSProp) or opt.gamma >= 1 or opt.nesterov or opt.weight_decay or opt.maximize
+                or opt.rescale_grad is not None or opt.clip_gradient or opt.clip_weights):
+            raise ValueError("the threshold covers RMSProp with gamma < 1, without Nesterov momentum, weight decay, "
+                             f"maximize, rescaling or clipping; configuration {k} is {opt}")
         stable[k] = opt.lr < instability_threshold(res.objective, opt.eps, eps_in_sqrt=opt.eps_in_sqrt,
                                                    momentum=opt.momentum)
     return stable.reshape(res.shape)

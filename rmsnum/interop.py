@@ -101,11 +101,16 @@ def _state(opt: Optimizer, slots: dict[str, np.ndarray], t: int, shape: tuple, d
 
 
 def _denominators(opt: Optimizer, t: int, dt: np.dtype) -> tuple[np.floating, np.floating]:
-    """The bias-correction denominators ``1 - beta**t`` after ``t`` steps (0 without correction)."""
+    """The denominators after ``t`` steps: ``1 - beta**t`` for a bias correction (from 0),
+    ``d0 + t * omb`` for a decay of 1 (Adagrad's lr_decay, from ``d0``); 0 without."""
     decays = opt.decays(dt)
     if decays is None:
         return dt.type(0), dt.type(0)
-    return dt.type(1.0 - float(decays[0]) ** t), dt.type(1.0 - float(decays[2]) ** t)
+    out = []
+    for d0, beta, omb in zip(opt._initial_denominators(), decays[0::2], decays[1::2]):
+        beta, omb = float(beta), float(omb)
+        out.append(dt.type(d0 + t * omb if beta == 1 else 1.0 - beta**t))
+    return out[0], out[1]
 
 
 def _checked(opt: Optimizer, state: Any, shape: tuple, dt: np.dtype) -> OptimizerState:
@@ -313,20 +318,19 @@ def to_optax(opt: Optimizer, state: OptimizerState, opt_state: Any) -> Any:
 # keras.optimizers class -> (the rmsnum preset it describes, rmsnum slot -> its list of variables)
 _KERAS: dict[str, tuple[Callable[[Any, float], Optimizer], dict[str, str]]] = {
     "RMSprop": (lambda k, lr: RMSProp.keras(learning_rate=lr, rho=k.rho, momentum=k.momentum, epsilon=k.epsilon,
-                                            centered=k.centered, weight_decay=k.weight_decay),
+                                            centered=k.centered, weight_decay=k.weight_decay, clipvalue=k.clipvalue),
                 {"s": "_velocities", "m": "_momentums", "g_avg": "_average_gradients"}),
     "Adam": (lambda k, lr: Adam.keras(learning_rate=lr, beta_1=k.beta_1, beta_2=k.beta_2, epsilon=k.epsilon,
-                                      amsgrad=k.amsgrad, weight_decay=k.weight_decay),
+                                      amsgrad=k.amsgrad, weight_decay=k.weight_decay, clipvalue=k.clipvalue),
              {"s": "_velocities", "m": "_momentums", "v_max": "_velocity_hats"}),
     "AdamW": (lambda k, lr: AdamW.keras(learning_rate=lr, weight_decay=k.weight_decay, beta_1=k.beta_1,
-                                        beta_2=k.beta_2, epsilon=k.epsilon, amsgrad=k.amsgrad),
+                                        beta_2=k.beta_2, epsilon=k.epsilon, amsgrad=k.amsgrad, clipvalue=k.clipvalue),
               {"s": "_velocities", "m": "_momentums", "v_max": "_velocity_hats"}),
     "Adagrad": (lambda k, lr: Adagrad.keras(learning_rate=lr, initial_accumulator_value=k.initial_accumulator_value,
-                                            epsilon=k.epsilon, weight_decay=k.weight_decay),
+                                            epsilon=k.epsilon, weight_decay=k.weight_decay, clipvalue=k.clipvalue),
                 {"s": "_accumulators"}),
 }
-_KERAS_UNEXPRESSED = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "gradient_accumulation_steps",
-                      "loss_scale_factor")
+_KERAS_UNEXPRESSED = ("clipnorm", "global_clipnorm", "use_ema", "gradient_accumulation_steps", "loss_scale_factor")
 
 
 def _keras_lists(opt: Optimizer, keras_opt: Any, variable: Any) -> tuple[dict[str, str], tuple, np.dtype]:
@@ -365,8 +369,8 @@ def from_keras(opt: Optimizer, keras_opt: Any, variable: Any) -> OptimizerState:
         The rmsnum optimizer equal to the Keras one (``rn.RMSProp.keras(...)``,
         ``rn.Adam.keras(...)``, ``rn.AdamW.keras(...)``, ``rn.Adagrad.keras(...)``).
     keras_opt : keras.optimizers.Optimizer
-        ``RMSprop``, ``Adam``, ``AdamW`` or ``Adagrad``, without clipping, EMA,
-        gradient accumulation or a learning-rate schedule.
+        ``RMSprop``, ``Adam``, ``AdamW`` or ``Adagrad`` (``clipvalue`` included), without
+        ``clipnorm``, ``global_clipnorm``, EMA, gradient accumulation or a learning-rate schedule.
     variable : keras.Variable
         One of the variables it steps (float32 or float64).
 

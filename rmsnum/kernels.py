@@ -16,11 +16,13 @@ Two ways to call a rule:
   ``x, s, m, v_max = adam(x, g, s, m, v_max, r1, r2, c)``,
   ``x, s = adagrad(x, g, s, r1, r2, c)``, ``x, m = momentum(x, g, m, r1, r2, c)``,
   ``x = sgd(x, g, r1, r2, c)``; ``c = opt.coefficients(dtype)`` of the
-  optimizer and ``r1``, ``r2`` the reciprocal bias-correction denominators
-  (``1`` without correction; see :func:`debias`). Options that are off are the
-  neutral ``ZERO``/``ONE`` and cost nothing; pass ``ZERO`` for a slot the
-  optimizer does not keep (``opt.slots``). A CUDA kernel takes its arguments
-  as numbers: pass ``numeric(c)``.
+  optimizer and ``r1``, ``r2`` the reciprocal denominators of the step (``1``
+  when ``opt.decays(dtype)`` is None; else advance ``d1, d2`` from
+  ``opt.init(x)``'s with :func:`debias` and pass ``1 / d``). Options that are
+  off are the neutral ``ZERO``/``ONE`` (and ``LOWEST``/``HIGHEST`` for a
+  clip's limits) and cost nothing; pass ``ZERO`` for a slot the optimizer does
+  not keep (``opt.slots``). A CUDA kernel takes its arguments as numbers: pass
+  ``numeric(c)``.
 - The chapter's rule with a short, stable signature:
   ``x, s = rmsprop_update(x, g, s, lr, gamma, eps)``.
 
@@ -48,11 +50,11 @@ import numpy as np
 from numba import types as nbtypes
 from numba.extending import overload
 
-from ._neutral import ONE, ZERO, Neutral
-from .backends import _neutral_types  # noqa: F401  (the Numba types of ZERO and ONE)
+from ._neutral import HIGHEST, LOWEST, ONE, ZERO, Neutral
+from .backends import _neutral_types  # noqa: F401  (the Numba types of the neutrals)
 from .rules import REGISTRY, adagrad, adam, debias, momentum, rmsprop, sgd  # noqa: F401 - the rules, for users
 
-__all__ = [*REGISTRY, "debias", "rmsprop_update", "numeric", "ZERO", "ONE"]
+__all__ = [*REGISTRY, "debias", "rmsprop_update", "numeric", "ZERO", "ONE", "LOWEST", "HIGHEST"]
 
 
 def _callable_from_jitted_code(fn: Callable) -> None:
@@ -84,9 +86,9 @@ def numeric(coefficients: tuple, dtype: Any = None) -> tuple:
     --------
     >>> import rmsnum as rn
     >>> numeric(rn.SGD(lr=0.5).coefficients("float32"))
-    (np.float32(1.0), np.float32(0.0), np.float32(0.5))
+    (np.float32(1.0), np.float32(-inf), np.float32(inf), np.float32(0.0), np.float32(0.5))
     >>> numeric(rn.RMSProp(lr=0.4).coefficients())[:4]
-    (np.float64(1.0), np.float64(0.0), np.float64(0.0), np.float64(0.9))
+    (np.float64(1.0), np.float64(0.0), np.float64(-inf), np.float64(inf))
     """
     if not isinstance(coefficients, tuple):
         raise TypeError(f"coefficients must be a tuple from opt.coefficients(dtype), got {type(coefficients).__name__}")
@@ -125,7 +127,8 @@ def rmsprop_update(x, g, s, lr, gamma, eps):
 
 def _chapter(x, g, s, lr, gamma, eps, one):
     x, s, _, _ = rmsprop(x, g, s, ZERO, ZERO, ONE, ONE,
-                         (ONE, ZERO, ZERO, gamma, one - gamma, ZERO, eps, ZERO, ZERO, lr, ONE, ZERO, ONE))
+                         (ONE, ZERO, LOWEST, HIGHEST, ZERO, gamma, one - gamma, ZERO, eps, ZERO, ZERO, lr, ONE, ZERO,
+                          ONE, LOWEST, HIGHEST))
     return x, s
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _validation as v
 from . import rules
-from ._neutral import ONE, ZERO, Neutral
+from ._neutral import HIGHEST, LOWEST, ONE, ZERO, Neutral
 
 # Bounds of the real hyperparameters: keyword arguments of rmsnum._validation.real.
 _POSITIVE = dict(low=0.0, low_open=True)
@@ -132,6 +132,8 @@ class Optimizer:
             raise ValueError(f"preset must be None or one of {', '.join(map(repr, self._preset_arguments))}, "
                              f"got {preset!r}")
         for name, bounds in self._bounds.items():
+            if name == "rescale_grad" and self.rescale_grad is None:  # None: not rescaled (an exact neutral)
+                continue
             object.__setattr__(self, name, v.real(self._argument(name), getattr(self, name), **bounds))
         for name in self._booleans:
             object.__setattr__(self, name, v.boolean(self._argument(name), getattr(self, name)))
@@ -173,14 +175,19 @@ class Optimizer:
     def _initial(self, slot: str) -> float:
         return 0.0
 
+    def _initial_denominators(self) -> tuple[Any, Any]:
+        """``(d1, d2)`` before the first step, from which the ``decays`` advance them (0: ``1 - beta**t``)."""
+        return 0.0, 0.0
+
     def coefficients(self, dtype: Any = np.float64) -> tuple:
         """The rule's coefficient tuple, each value rounded once to ``dtype``.
 
-        A coefficient of an option that is off is the exact neutral ``ZERO`` or
-        ``ONE`` (see :mod:`rmsnum._neutral`), so compiled kernels skip its term.
+        A coefficient of an option that is off is an exact neutral (``ZERO``, ``ONE``,
+        or ``LOWEST``, ``HIGHEST`` for a clip's limits; see :mod:`rmsnum._neutral`), so
+        compiled kernels skip its term.
 
         >>> RMSProp(lr=0.4).coefficients()[:4]
-        (ONE, ZERO, ZERO, np.float64(0.9))
+        (ONE, ZERO, LOWEST, HIGHEST)
         """
         dt = v.float_dtype("dtype", dtype)
         return tuple(c if isinstance(c, Neutral) else dt.type(c) for c in self._coefficients())
@@ -252,8 +259,8 @@ class Optimizer:
     def _new_state(self, shape: tuple[int, ...], dt: np.dtype, full: Callable) -> OptimizerState:
         _check_dtype(self, dt)  # an initial value must not overflow
         arrays = {slot: full(shape, self._initial(slot), dt) for slot in self.slots}
-        zero = dt.type(0.0)
-        return OptimizerState(arrays, t=0, d1=zero, d2=zero, rule=self.name)
+        d1, d2 = (dt.type(d) for d in self._initial_denominators())
+        return OptimizerState(arrays, t=0, d1=d1, d2=d2, rule=self.name)
 
     def check_state(self, state: Any, shape: tuple[int, ...], dtype: np.dtype, device: bool = False) -> None:
         """Raise unless ``state`` was made by a compatible optimizer for this shape and
@@ -429,9 +436,31 @@ def _zero(value: Any) -> bool:
     return bool(np.any(np.asarray(value) == 0))
 
 
-def _sign(maximize: Any) -> float | Neutral:
-    """The factor of the gradient: -1 to maximize, else the neutral ONE."""
-    return -1.0 if maximize else ONE
+def _gscale(opt: Any) -> Any:
+    """The factor of the gradient: MXNet's ``rescale_grad`` (a number whenever it is
+    given, 1.0 included), negated to maximize (torch); the neutral ONE when neither."""
+    scale = opt.rescale_grad
+    if scale is None:
+        return -1.0 if opt.maximize else ONE
+    return -scale if opt.maximize else scale
+
+
+def _limits(clip: Any) -> tuple[Any, Any]:
+    """The limits ``(-clip, clip)`` of a clip, or the neutral ``(LOWEST, HIGHEST)`` for clip 0 (off)."""
+    return (-clip, clip) if _on(clip) else (LOWEST, HIGHEST)
+
+
+def _clip_argument(name: str, value: Any) -> float:
+    """A framework's clip argument as rmsnum's field: None or a number <= 0 is 0, no
+    clip (MXNet's ``clip_gradient=-1``; Keras clips only with ``clipvalue > 0``)."""
+    if value is None:
+        return 0.0
+    return max(v.real(name, value), 0.0)
+
+
+# The bounds of the gradient's transformations that every rule shares: MXNet's rescale_grad and
+# clip_gradient (Keras' clipvalue).
+_GRADIENT_BOUNDS = dict(rescale_grad=_POSITIVE, clip_gradient=_NON_NEGATIVE)
 
 
 def _momentum_slots(momentum: float) -> tuple[str, ...]:
@@ -489,6 +518,15 @@ class RMSProp(Optimizer):
         ``x -= lr * weight_decay * x`` (Keras) instead of ``g += weight_decay * x``.
     maximize : bool, default False
         Ascend: the gradient's sign is flipped before everything else (torch's ``maximize``).
+    rescale_grad : float, optional
+        Factor of the gradient before anything else (MXNet's ``rescale_grad``),
+        finite and > 0; None (the default) does not rescale.
+    clip_gradient : float, default 0.0
+        Clip the rescaled gradient, weight decay included, to ``[-clip_gradient,
+        clip_gradient]`` (MXNet's ``clip_gradient``, Keras' ``clipvalue``), >= 0; 0 does not clip.
+    clip_weights : float, default 0.0
+        Clip the parameters after each update to ``[-clip_weights, clip_weights]``
+        (MXNet's ``clip_weights``), >= 0; 0 does not clip.
     preset : str, optional
         Set by the preset constructors (``"d2l"``, ``"torch"``, ``"keras"``,
         ``"tf1"``, ``"optax"``, ``"mxnet"``, ``"tf_keras2"``): a label, not
@@ -526,15 +564,18 @@ class RMSProp(Optimizer):
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
     maximize: bool = False
+    rescale_grad: float | None = None
+    clip_gradient: float = 0.0
+    clip_weights: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(
         lr=_POSITIVE, gamma=_UNIT, eps=_NON_NEGATIVE, initial_s=_NON_NEGATIVE, momentum=_BELOW_ONE,
-        weight_decay=_NON_NEGATIVE)
+        weight_decay=_NON_NEGATIVE, **_GRADIENT_BOUNDS, clip_weights=_NON_NEGATIVE)
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "d2l": {},
         "torch": {"gamma": "alpha"},
-        "keras": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon"},
+        "keras": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon", "clip_gradient": "clipvalue"},
         "tf1": {"lr": "learning_rate", "gamma": "decay", "eps": "epsilon"},
         "optax": {"lr": "learning_rate", "gamma": "decay", "initial_s": "initial_scale"},
         "mxnet": {"lr": "learning_rate", "gamma": "gamma1", "eps": "epsilon", "momentum": "gamma2",
@@ -569,8 +610,9 @@ class RMSProp(Optimizer):
         lr_outside = _on(self.momentum) and not self.lr_in_momentum  # PyTorch-style buffer
         c_in, c_out = (ONE, self.lr) if lr_outside else (self.lr, ONE)
         return (
-            _sign(self.maximize),
+            _gscale(self),
             self.weight_decay if decay and not decoupled else ZERO,
+            *_limits(self.clip_gradient),
             self.lr * self.weight_decay if decay and decoupled else ZERO,
             self.gamma,
             1.0 - self.gamma,
@@ -582,6 +624,7 @@ class RMSProp(Optimizer):
             c_out,
             ONE if self.nesterov else ZERO,
             self.momentum if self.nesterov else ONE,
+            *_limits(self.clip_weights),
         )
 
     def _bias_corrected(self) -> bool:
@@ -612,9 +655,11 @@ class RMSProp(Optimizer):
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
-              epsilon: float = 1e-7, centered: bool = False, weight_decay: float | None = None) -> "RMSProp":
+              epsilon: float = 1e-7, centered: bool = False, weight_decay: float | None = None,
+              clipvalue: float | None = None) -> "RMSProp":
         """Keras 3 ``keras.optimizers.RMSprop``: eps inside, lr inside the momentum
-        buffer, decoupled weight decay.
+        buffer, decoupled weight decay; ``clipvalue`` clips the gradient first (Keras'
+        base optimizer clips, then decays the weights, then updates).
 
         >>> import numpy as np
         >>> opt = RMSProp.keras(learning_rate=0.1)
@@ -625,7 +670,8 @@ class RMSProp(Optimizer):
         """
         wd = 0.0 if weight_decay is None else weight_decay
         return cls(learning_rate, rho, epsilon, centered=centered, momentum=momentum, lr_in_momentum=True,
-                   weight_decay=wd, decoupled_weight_decay=True, preset="keras")
+                   weight_decay=wd, decoupled_weight_decay=True, clip_gradient=_clip_argument("clipvalue", clipvalue),
+                   preset="keras")
 
     @classmethod
     def tf1(cls, learning_rate: float, decay: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-10,
@@ -657,17 +703,22 @@ class RMSProp(Optimizer):
 
     @classmethod
     def mxnet(cls, learning_rate: float = 0.001, gamma1: float = 0.9, gamma2: float = 0.9,
-              epsilon: float = 1e-8, centered: bool = False, wd: float = 0.0) -> "RMSProp":
+              epsilon: float = 1e-8, centered: bool = False, wd: float = 0.0, rescale_grad: float = 1.0,
+              clip_gradient: float | None = None, clip_weights: float | None = None) -> "RMSProp":
         """MXNet 1.x ``mxnet.optimizer.RMSProp``: momentum ``gamma2`` only when centered
-        (``delta = gamma2*delta - lr*g/den``), coupled weight decay ``wd``.
-        Gradient and weight clipping are not modelled.
+        (``delta = gamma2*delta - lr*g/den``), coupled weight decay ``wd``; the
+        gradient ``clip(rescale_grad * g + wd * x, clip_gradient)`` and the new
+        weights ``clip(x, clip_weights)``, as MXNet's ``rmsprop_update`` and
+        ``rmspropalex_update`` kernels (None or a number <= 0: no clip).
 
         >>> RMSProp.mxnet(centered=True).momentum
         0.9
         """
         gamma2 = v.real("gamma2", gamma2, **_BELOW_ONE)  # checked even when not centered, where it is unused
         return cls(learning_rate, gamma1, epsilon, centered=centered, momentum=gamma2 if centered else 0.0,
-                   lr_in_momentum=True, weight_decay=wd, preset="mxnet")
+                   lr_in_momentum=True, weight_decay=wd, rescale_grad=rescale_grad,
+                   clip_gradient=_clip_argument("clip_gradient", clip_gradient),
+                   clip_weights=_clip_argument("clip_weights", clip_weights), preset="mxnet")
 
     @classmethod
     def tf_keras2(cls, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
@@ -700,8 +751,14 @@ class SGD(Optimizer):
         Coupled weight decay ``g += weight_decay * x``, >= 0.
     maximize : bool, default False
         Ascend: the gradient's sign is flipped first (torch's ``maximize``).
+    rescale_grad : float, optional
+        Factor of the gradient before anything else (MXNet's ``rescale_grad``),
+        finite and > 0; None (the default) does not rescale.
+    clip_gradient : float, default 0.0
+        Clip the rescaled gradient, before the weight decay, to ``[-clip_gradient,
+        clip_gradient]`` (MXNet's ``clip_gradient``), >= 0; 0 does not clip.
     preset : str, optional
-        ``"torch"`` when made by :meth:`torch`: a label, not compared.
+        ``"torch"`` or ``"mxnet"`` when made by a preset: a label, not compared.
 
     Examples
     --------
@@ -711,17 +768,21 @@ class SGD(Optimizer):
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.sgd)
-    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, weight_decay=_NON_NEGATIVE)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, weight_decay=_NON_NEGATIVE, **_GRADIENT_BOUNDS)
     _booleans: ClassVar[tuple[str, ...]] = ("maximize",)
-    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {"torch": {}}
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {"torch": {},
+                                                              "mxnet": {"lr": "learning_rate", "weight_decay": "wd"}}
     lr: float
     _: KW_ONLY
     weight_decay: float = 0.0
     maximize: bool = False
+    rescale_grad: float | None = None
+    clip_gradient: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     def _coefficients(self) -> tuple[float | Neutral, ...]:
-        return (_sign(self.maximize), self.weight_decay if _on(self.weight_decay) else ZERO, self.lr)
+        return (_gscale(self), *_limits(self.clip_gradient), self.weight_decay if _on(self.weight_decay) else ZERO,
+                self.lr)
 
     @classmethod
     def torch(cls, lr: float = 0.001, momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
@@ -752,6 +813,24 @@ class SGD(Optimizer):
         return Momentum(lr, momentum, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize,
                         preset="torch")
 
+    @classmethod
+    def mxnet(cls, learning_rate: float = 0.01, momentum: float = 0.0, wd: float = 0.0, rescale_grad: float = 1.0,
+              clip_gradient: float | None = None) -> "SGD | Momentum":
+        """MXNet 1.x ``mxnet.optimizer.SGD``: the gradient ``clip(rescale_grad * g, clip_gradient)
+        + wd * x`` (MXNet's ``sgd_update``, ``sgd_mom_update``: weight decay outside the
+        clip; None or a number <= 0: no clip). An :class:`SGD` without momentum, a
+        :class:`Momentum` with it (MXNet's ``mom = momentum * mom - lr * g; x += mom``).
+
+        >>> SGD.mxnet(momentum=0.9, clip_gradient=1.0).clip_gradient
+        1.0
+        """
+        momentum = v.real("momentum", momentum, **_BELOW_ONE)
+        clip = _clip_argument("clip_gradient", clip_gradient)
+        if momentum == 0:
+            return cls(learning_rate, weight_decay=wd, rescale_grad=rescale_grad, clip_gradient=clip, preset="mxnet")
+        return Momentum(learning_rate, momentum, weight_decay=wd, rescale_grad=rescale_grad, clip_gradient=clip,
+                        preset="mxnet")
+
 
 @dataclass(frozen=True)
 class Momentum(Optimizer):
@@ -770,27 +849,41 @@ class Momentum(Optimizer):
         Coupled weight decay ``g += weight_decay * x``, >= 0.
     maximize : bool, default False
         Ascend: the gradient's sign is flipped first.
+    rescale_grad : float, optional
+        Factor of the gradient before anything else (MXNet's ``rescale_grad``),
+        finite and > 0; None (the default) does not rescale.
+    clip_gradient : float, default 0.0
+        Clip the rescaled gradient, before the weight decay, to ``[-clip_gradient,
+        clip_gradient]`` (MXNet's ``clip_gradient``), >= 0; 0 does not clip.
     preset : str, optional
-        ``"torch"`` when made by :meth:`SGD.torch`: a label, not compared.
+        ``"torch"`` or ``"mxnet"`` when made by :meth:`SGD.torch` or :meth:`SGD.mxnet`:
+        a label, not compared.
 
     >>> Momentum(lr=0.1, beta=0.5).slots
     ('m',)
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.momentum)
-    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE, weight_decay=_NON_NEGATIVE)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE, weight_decay=_NON_NEGATIVE,
+                                                        **_GRADIENT_BOUNDS)
     _booleans: ClassVar[tuple[str, ...]] = ("nesterov", "maximize")
-    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {"torch": {"beta": "momentum"}}
+    _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
+        "torch": {"beta": "momentum"},
+        "mxnet": {"lr": "learning_rate", "beta": "momentum", "weight_decay": "wd"},
+    }
     lr: float
     beta: float = 0.9
     _: KW_ONLY
     nesterov: bool = False
     weight_decay: float = 0.0
     maximize: bool = False
+    rescale_grad: float | None = None
+    clip_gradient: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     def _coefficients(self) -> tuple[float | Neutral, ...]:
-        return (_sign(self.maximize), self.weight_decay if _on(self.weight_decay) else ZERO, self.lr, self.beta,
+        return (_gscale(self), *_limits(self.clip_gradient), self.weight_decay if _on(self.weight_decay) else ZERO,
+                self.lr, self.beta,
                 ONE if self.nesterov else ZERO, self.beta if self.nesterov else ONE)
 
 
@@ -810,6 +903,10 @@ class Adagrad(Optimizer):
     initial_s : float, default 0.0
         Initial value of the accumulator ``s``, >= 0 (torch's and Keras'
         ``initial_accumulator_value``).
+    lr_decay : float, default 0.0
+        torch's learning-rate decay, >= 0: step t takes ``lr / (1 + (t - 1) * lr_decay)``.
+        rmsnum advances the denominator ``d = 1 + (t - 1) * lr_decay`` by adding
+        ``lr_decay`` once per step (in the working dtype; see :mod:`rmsnum.rules`).
     weight_decay : float, default 0.0
         Weight decay, >= 0: coupled ``g += weight_decay * x`` (torch), or with
         ``decoupled_weight_decay`` ``x -= lr * weight_decay * x`` (Keras).
@@ -817,6 +914,12 @@ class Adagrad(Optimizer):
         Decoupled instead of coupled weight decay.
     maximize : bool, default False
         Ascend: the gradient's sign is flipped first (torch's ``maximize``).
+    rescale_grad : float, optional
+        Factor of the gradient before anything else, finite and > 0; None (the
+        default) does not rescale.
+    clip_gradient : float, default 0.0
+        Clip the rescaled gradient, weight decay included, to ``[-clip_gradient,
+        clip_gradient]`` (Keras' ``clipvalue``), >= 0; 0 does not clip.
     preset : str, optional
         ``"torch"`` or ``"keras"`` when made by a preset: a label, not compared.
 
@@ -830,31 +933,45 @@ class Adagrad(Optimizer):
 
     rule: ClassVar[Callable] = staticmethod(rules.adagrad)
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, eps=_POSITIVE, initial_s=_NON_NEGATIVE,
-                                                        weight_decay=_NON_NEGATIVE)
+                                                        lr_decay=_NON_NEGATIVE, weight_decay=_NON_NEGATIVE,
+                                                        **_GRADIENT_BOUNDS)
     _booleans: ClassVar[tuple[str, ...]] = ("eps_in_sqrt", "decoupled_weight_decay", "maximize")
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "torch": {"initial_s": "initial_accumulator_value"},
-        "keras": {"lr": "learning_rate", "eps": "epsilon", "initial_s": "initial_accumulator_value"},
+        "keras": {"lr": "learning_rate", "eps": "epsilon", "initial_s": "initial_accumulator_value",
+                  "clip_gradient": "clipvalue"},
     }
     lr: float
     eps: float = 1e-6
     _: KW_ONLY
     eps_in_sqrt: bool = True
     initial_s: float = 0.0
+    lr_decay: float = 0.0
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
     maximize: bool = False
+    rescale_grad: float | None = None
+    clip_gradient: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     def _initial(self, slot: str) -> float:
         return self.initial_s
 
+    def _decays(self) -> tuple[Any, Any, Any, Any] | None:
+        # with lr_decay, d1 = 1 + (t - 1) * lr_decay: from 1 - lr_decay, plus lr_decay per step (r1 = 1 / d1);
+        # d2 stays 1
+        return (1.0, self.lr_decay, 0.0, 1.0) if _on(self.lr_decay) else None
+
+    def _initial_denominators(self) -> tuple[Any, Any]:
+        return (1.0 - self.lr_decay, 0.0) if _on(self.lr_decay) else (0.0, 0.0)
+
     def _coefficients(self) -> tuple[float | Neutral, ...]:
         decay = _on(self.weight_decay)
         decoupled = self.decoupled_weight_decay
         return (
-            _sign(self.maximize),
+            _gscale(self),
             self.weight_decay if decay and not decoupled else ZERO,
+            *_limits(self.clip_gradient),
             self.lr * self.weight_decay if decay and decoupled else ZERO,
             self.lr,
             self.eps if self.eps_in_sqrt else ZERO,
@@ -865,33 +982,26 @@ class Adagrad(Optimizer):
     def torch(cls, lr: float = 0.01, lr_decay: float = 0, weight_decay: float = 0,
               initial_accumulator_value: float = 0, eps: float = 1e-10, maximize: bool = False) -> "Adagrad":
         """PyTorch ``torch.optim.Adagrad``, in its argument names and defaults: eps
-        outside the square root, coupled weight decay.
-
-        ``lr_decay`` must be 0: torch's ``lr / (1 + (t - 1) * lr_decay)`` changes
-        the step size at every step, which rmsnum does not express yet.
+        outside the square root, coupled weight decay, step t with ``lr / (1 + (t - 1) * lr_decay)``.
 
         >>> Adagrad.torch(lr=0.1).eps
         1e-10
         """
-        lr_decay = v.real("lr_decay", lr_decay, **_NON_NEGATIVE)
-        if lr_decay != 0:
-            raise ValueError(f"lr_decay must be 0 (a step size that changes at every step is not expressed "
-                             f"yet), got lr_decay={lr_decay}")
-        return cls(lr, eps, eps_in_sqrt=False, initial_s=initial_accumulator_value, weight_decay=weight_decay,
-                   maximize=maximize, preset="torch")
+        return cls(lr, eps, eps_in_sqrt=False, initial_s=initial_accumulator_value, lr_decay=lr_decay,
+                   weight_decay=weight_decay, maximize=maximize, preset="torch")
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
-              weight_decay: float | None = None) -> "Adagrad":
+              weight_decay: float | None = None, clipvalue: float | None = None) -> "Adagrad":
         """Keras 3 ``keras.optimizers.Adagrad``: eps inside the square root, the
-        accumulator starting at 0.1, decoupled weight decay.
+        accumulator starting at 0.1, decoupled weight decay, ``clipvalue`` first.
 
         >>> Adagrad.keras(learning_rate=0.01).initial_s
         0.1
         """
         wd = 0.0 if weight_decay is None else weight_decay
         return cls(learning_rate, epsilon, initial_s=initial_accumulator_value, weight_decay=wd,
-                   decoupled_weight_decay=True, preset="keras")
+                   decoupled_weight_decay=True, clip_gradient=_clip_argument("clipvalue", clipvalue), preset="keras")
 
 
 @dataclass(frozen=True)
@@ -925,8 +1035,14 @@ class Adam(Optimizer):
         as Keras (and TensorFlow) compute Adam.
     maximize : bool, default False
         Ascend: the gradient's sign is flipped first (torch's ``maximize``).
+    rescale_grad : float, optional
+        Factor of the gradient before anything else (MXNet's ``rescale_grad``),
+        finite and > 0; None (the default) does not rescale.
+    clip_gradient : float, default 0.0
+        Clip the rescaled gradient, weight decay included, to ``[-clip_gradient,
+        clip_gradient]`` (MXNet's ``clip_gradient``, Keras' ``clipvalue``), >= 0; 0 does not clip.
     preset : str, optional
-        Set by the preset constructors (``"torch"``, ``"optax"``, ``"keras"``): a
+        Set by the preset constructors (``"torch"``, ``"optax"``, ``"keras"``, ``"mxnet"``): a
         label, not compared, under whose argument names errors report the hyperparameters.
 
     Examples
@@ -942,12 +1058,14 @@ class Adam(Optimizer):
 
     rule: ClassVar[Callable] = staticmethod(rules.adam)
     _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta1=_BELOW_ONE, beta2=_BELOW_ONE,
-                                                        eps=_POSITIVE, weight_decay=_NON_NEGATIVE)
+                                                        eps=_POSITIVE, weight_decay=_NON_NEGATIVE, **_GRADIENT_BOUNDS)
     _booleans: ClassVar[tuple[str, ...]] = ("amsgrad", "decoupled_weight_decay", "eps_hat", "maximize")
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "torch": {"beta1": "betas[0]", "beta2": "betas[1]"},
         "optax": {"lr": "learning_rate", "beta1": "b1", "beta2": "b2"},
-        "keras": {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon"},
+        "keras": {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon",
+                  "clip_gradient": "clipvalue"},
+        "mxnet": {"lr": "learning_rate", "eps": "epsilon", "weight_decay": "wd"},
     }
     lr: float
     beta1: float = 0.9
@@ -959,6 +1077,8 @@ class Adam(Optimizer):
     decoupled_weight_decay: bool = False
     eps_hat: bool = False
     maximize: bool = False
+    rescale_grad: float | None = None
+    clip_gradient: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     @property
@@ -969,8 +1089,9 @@ class Adam(Optimizer):
         decay = _on(self.weight_decay)
         decoupled = self.decoupled_weight_decay
         return (
-            _sign(self.maximize),
+            _gscale(self),
             self.weight_decay if decay and not decoupled else ZERO,
+            *_limits(self.clip_gradient),
             1.0 - self.lr * self.weight_decay if decay and decoupled else ONE,
             self.lr,
             self.beta1,
@@ -1005,16 +1126,31 @@ class Adam(Optimizer):
         return cls(learning_rate, b1, b2, eps, preset="optax")
 
     @classmethod
+    def mxnet(cls, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+              wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None) -> "Adam":
+        """MXNet 1.x ``mxnet.optimizer.Adam``: the gradient ``clip(rescale_grad * g + wd * x,
+        clip_gradient)`` (MXNet's ``adam_update``: coupled weight decay inside the clip; None
+        or a number <= 0: no clip), and epsilon hat: MXNet scales the learning rate by
+        ``sqrt(1 - beta2**t) / (1 - beta1**t)`` and divides by ``sqrt(v) + epsilon``.
+
+        >>> Adam.mxnet(wd=0.01).eps_hat
+        True
+        """
+        return cls(learning_rate, beta1, beta2, epsilon, weight_decay=wd, eps_hat=True, rescale_grad=rescale_grad,
+                   clip_gradient=_clip_argument("clip_gradient", clip_gradient), preset="mxnet")
+
+    @classmethod
     def keras(cls, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-              amsgrad: bool = False, weight_decay: float | None = None) -> "Adam":
-        """Keras 3 ``keras.optimizers.Adam``: epsilon hat, decoupled weight decay.
+              amsgrad: bool = False, weight_decay: float | None = None, clipvalue: float | None = None) -> "Adam":
+        """Keras 3 ``keras.optimizers.Adam``: epsilon hat, decoupled weight decay, ``clipvalue`` first.
 
         >>> Adam.keras().eps_hat
         True
         """
         wd = 0.0 if weight_decay is None else weight_decay
         return cls(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad, weight_decay=wd,
-                   decoupled_weight_decay=True, eps_hat=True, preset="keras")
+                   decoupled_weight_decay=True, eps_hat=True, clip_gradient=_clip_argument("clipvalue", clipvalue),
+                   preset="keras")
 
 
 @dataclass(frozen=True)
@@ -1050,14 +1186,15 @@ class AdamW(Adam):
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
-              beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False) -> "AdamW":
+              beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False,
+              clipvalue: float | None = None) -> "AdamW":
         """Keras 3 ``keras.optimizers.AdamW``, in its argument names and defaults.
 
         >>> AdamW.keras().weight_decay
         0.004
         """
         return cls(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad, weight_decay=weight_decay, eps_hat=True,
-                   preset="keras")
+                   clip_gradient=_clip_argument("clipvalue", clipvalue), preset="keras")
 
 
 def _pair(name: str, value: Any) -> tuple[Any, Any]:

@@ -52,8 +52,10 @@ from typing import Callable
 import numpy as np
 
 RMSPROP_COEFFICIENTS = (
-    "sign",  # -1 to maximize (torch's maximize: g <- -g first), else 1
+    "gscale",  # factor of g: MXNet's rescale_grad, negated to maximize (torch), or 1
     "wd",  # coupled weight decay: g <- g + wd * x
+    "g_lo",  # lower limit of the clipped gradient (MXNet's clip_gradient, Keras' clipvalue), or -inf
+    "g_hi",  # upper limit, or +inf
     "dwd",  # decoupled weight decay: x <- x - dwd * x  (dwd = lr * weight_decay)
     "gamma",  # leaky-average factor of s (and g_avg)
     "omg",  # 1 - gamma
@@ -65,6 +67,8 @@ RMSPROP_COEFFICIENTS = (
     "c_out",  # factor of the step in the parameter update (1, or lr for PyTorch-style momentum)
     "nest",  # 1 for Nesterov momentum, else 0
     "mu_out",  # mu for Nesterov momentum, else 1
+    "x_lo",  # lower limit of the clipped parameter (MXNet's clip_weights), or -inf
+    "x_hi",  # upper limit, or +inf
 )
 
 
@@ -73,21 +77,26 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
 
     With ``c`` unpacked as :data:`RMSPROP_COEFFICIENTS`::
 
-        g      <- sign * g + wd * x                   maximize (sign -1), coupled weight decay
+        g      <- clip(gscale * g + wd * x)           rescale or maximize, coupled weight decay, clip
         x      <- x - dwd * x                         decoupled weight decay
         s      <- gamma * s + (1 - gamma) * (g * g)
         g_avg  <- gamma * g_avg + omg_c * g           centered only
         v      <- s * r1 - (g_avg * r1) ** 2          r1 = 1 / (1 - gamma**t) or 1
         p      <- (c_in * g) / (sqrt(v + eps_in) + eps_out)
         m      <- mu * m + p
-        x      <- x - c_out * (nest * p + mu_out * m)
+        x      <- clip(x - c_out * (nest * p + mu_out * m))      clip_weights
+
+    ``clip(v)`` is ``min(max(v, lo), hi)`` with the limits ``(g_lo, g_hi)`` or
+    ``(x_lo, x_hi)``: MXNet clips the rescaled gradient after adding the weight
+    decay, and the new weights. Without a clip the limits are the neutral
+    ``LOWEST``, ``HIGHEST`` and the clip compiles to nothing.
 
     Without momentum the optimizer sets ``c_in = lr, c_out = 1``, so the update
     is ``x - (lr * g) / den``, the order of operations of Keras and of the
     book's from-scratch code.
     """
-    sign, wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = c
-    g = sign * g + wd * x
+    gscale, wd, g_lo, g_hi, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out, x_lo, x_hi = c
+    g = min(max(gscale * g + wd * x, g_lo), g_hi)
     x = x - dwd * x
     s = gamma * s + omg * (g * g)
     g_avg = gamma * g_avg + omg_c * g
@@ -95,29 +104,32 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
     a_hat = g_avg * r1
     p = (c_in * g) / (math.sqrt(s_hat - a_hat * a_hat + eps_in) + eps_out)
     m = mu * m + p
-    x = x - c_out * (nest * p + mu_out * m)
+    x = min(max(x - c_out * (nest * p + mu_out * m), x_lo), x_hi)
     return x, s, m, g_avg
 
 
 SGD_COEFFICIENTS = (
-    "sign",  # -1 to maximize, else 1
+    "gscale",  # factor of g: MXNet's rescale_grad, negated to maximize (torch), or 1
+    "g_lo",  # lower limit of the clipped gradient (MXNet's clip_gradient), or -inf
+    "g_hi",  # upper limit, or +inf
     "wd",  # coupled weight decay
     "lr",
 )
 
 
 def sgd(x, g, r1, r2, c):
-    """Gradient descent: ``g <- sign * g + wd * x``; ``x <- x - lr * g``; no slot.
-    ``c`` unpacks as :data:`SGD_COEFFICIENTS`; the book's rule is ``(1, 0, lr)``."""
-    sign, wd, lr = c
-    g = sign * g + wd * x
+    """Gradient descent: ``g <- clip(gscale * g) + wd * x``; ``x <- x - lr * g``; no slot.
+
+    ``c`` unpacks as :data:`SGD_COEFFICIENTS`; ``clip(v)`` is ``min(max(v, g_lo), g_hi)``,
+    before the weight decay as in MXNet's SGD. The book's rule is
+    ``(ONE, LOWEST, HIGHEST, ZERO, lr)``.
+    """
+    gscale, g_lo, g_hi, wd, lr = c
+    g = min(max(gscale * g, g_lo), g_hi) + wd * x
     return x - lr * g
 
 
-MOMENTUM_COEFFICIENTS = (
-    "sign",  # -1 to maximize, else 1
-    "wd",  # coupled weight decay
-    "lr",
+MOMENTUM_COEFFICIENTS = SGD_COEFFICIENTS + (
     "beta",  # momentum factor
     "nest",  # 1 for Nesterov momentum (torch's SGD(nesterov=True)), else 0
     "beta_out",  # beta for Nesterov momentum, else 1
@@ -128,22 +140,25 @@ def momentum(x, g, m, r1, r2, c):
     """Heavy-ball momentum as the book writes it, and as ``torch.optim.SGD`` with
     momentum (no dampening). With ``c`` unpacked as :data:`MOMENTUM_COEFFICIENTS`::
 
-        g  <- sign * g + wd * x
+        g  <- clip(gscale * g) + wd * x
         m  <- beta * m + g
         x  <- x - lr * (nest * g + beta_out * m)
 
     The book's rule is ``nest = 0, beta_out = 1``: ``x <- x - lr * m``; Nesterov's
-    (torch) ``x <- x - lr * (g + beta * m)``.
+    (torch) ``x <- x - lr * (g + beta * m)``. MXNet's ``mom = beta * mom - lr * g``;
+    ``x += mom`` keeps ``-lr * m``.
     """
-    sign, wd, lr, beta, nest, beta_out = c
-    g = sign * g + wd * x
+    gscale, g_lo, g_hi, wd, lr, beta, nest, beta_out = c
+    g = min(max(gscale * g, g_lo), g_hi) + wd * x
     m = beta * m + g
     return x - lr * (nest * g + beta_out * m), m
 
 
 ADAGRAD_COEFFICIENTS = (
-    "sign",  # -1 to maximize, else 1
+    "gscale",  # factor of g: rescale_grad, negated to maximize (torch), or 1
     "wd",  # coupled weight decay (torch)
+    "g_lo",  # lower limit of the clipped gradient (Keras' clipvalue), or -inf
+    "g_hi",  # upper limit, or +inf
     "dwd",  # decoupled weight decay x <- x - dwd * x (Keras: dwd = lr * weight_decay)
     "lr",
     "eps_in",  # eps under the square root (the book, Keras), or 0
@@ -154,23 +169,27 @@ ADAGRAD_COEFFICIENTS = (
 def adagrad(x, g, s, r1, r2, c):
     """Adagrad. With ``c`` unpacked as :data:`ADAGRAD_COEFFICIENTS`::
 
-        g  <- sign * g + wd * x
+        g  <- clip(gscale * g + wd * x)
         x  <- x - dwd * x
         s  <- s + g * g
-        x  <- x - lr * g / (sqrt(s + eps_in) + eps_out)
+        x  <- x - lr * r1 * g / (sqrt(s + eps_in) + eps_out)
 
     The book's form (and Keras') has eps under the square root, torch's after it.
+    ``r1`` is 1, or with torch's ``lr_decay`` ``1 / (1 + (t - 1) * lr_decay)``: the
+    optimizer's decays ``(1, lr_decay, 0, 1)`` from ``d = 1 - lr_decay`` advance it.
     """
-    sign, wd, dwd, lr, eps_in, eps_out = c
-    g = sign * g + wd * x
+    gscale, wd, g_lo, g_hi, dwd, lr, eps_in, eps_out = c
+    g = min(max(gscale * g + wd * x, g_lo), g_hi)
     x = x - dwd * x
     s = s + g * g
-    return x - lr * g / (math.sqrt(s + eps_in) + eps_out), s
+    return x - lr * r1 * g / (math.sqrt(s + eps_in) + eps_out), s
 
 
 ADAM_COEFFICIENTS = (
-    "sign",  # -1 to maximize (torch), else 1
-    "wd",  # coupled weight decay (torch Adam): g <- g + wd * x
+    "gscale",  # factor of g: MXNet's rescale_grad, negated to maximize (torch), or 1
+    "wd",  # coupled weight decay (torch Adam, MXNet): g <- g + wd * x
+    "g_lo",  # lower limit of the clipped gradient (MXNet's clip_gradient, Keras' clipvalue), or -inf
+    "g_hi",  # upper limit, or +inf
     "keep",  # decoupled weight decay (torch AdamW, Keras): x <- keep * x, keep = 1 - lr * weight_decay
     "lr",
     "beta1",
@@ -187,7 +206,7 @@ def adam(x, g, s, m, v_max, r1, r2, c):
     second, bias-corrected by ``r1 = 1 / (1 - beta1**t)`` and
     ``r2 = 1 / (1 - beta2**t)``. With ``c`` unpacked as :data:`ADAM_COEFFICIENTS`::
 
-        g      <- sign * g + wd * x                maximize (sign -1), coupled weight decay (torch Adam)
+        g      <- clip(gscale * g + wd * x)        rescale or maximize, coupled weight decay, clip (MXNet)
         x      <- keep * x                         decoupled weight decay (torch AdamW, Keras)
         m      <- beta1 * m + (1 - beta1) * g
         s      <- beta2 * s + (1 - beta2) * (g * g)
@@ -197,8 +216,8 @@ def adam(x, g, s, m, v_max, r1, r2, c):
     Without AMSGrad the slot ``v_max`` has no array: it comes in as ``ZERO``
     and ``max(ZERO, s)`` is ``s`` (s >= 0), so the update divides by ``s``.
     """
-    sign, wd, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat = c
-    g = sign * g + wd * x
+    gscale, wd, g_lo, g_hi, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat = c
+    g = min(max(gscale * g + wd * x, g_lo), g_hi)
     x = keep * x
     m = beta1 * m + omb1 * g
     s = beta2 * s + omb2 * (g * g)
@@ -214,7 +233,8 @@ def adam(x, g, s, m, v_max, r1, r2, c):
 # float64 (each rounds to the state's dtype as opt.coefficients(dtype) does).
 
 def _rmsprop_step_size(slots, r1, r2, c):
-    sign, wd, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out = (float(v) for v in c)
+    (gscale, wd, g_lo, g_hi, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out,
+     x_lo, x_hi) = (float(v) for v in c)
     s, a = slots["s"], slots["g_avg"]
     dt = s.dtype.type
     var = s * dt(r1)
@@ -225,21 +245,21 @@ def _rmsprop_step_size(slots, r1, r2, c):
 
 
 def _adagrad_step_size(slots, r1, r2, c):
-    sign, wd, dwd, lr, eps_in, eps_out = (float(v) for v in c)
+    gscale, wd, g_lo, g_hi, dwd, lr, eps_in, eps_out = (float(v) for v in c)
     s = slots["s"]
     dt = s.dtype.type
-    return lr / (np.sqrt(s + dt(eps_in)) + dt(eps_out)).astype(np.float64)
+    return lr * float(r1) / (np.sqrt(s + dt(eps_in)) + dt(eps_out)).astype(np.float64)
 
 
 def _adam_step_size(slots, r1, r2, c):
-    lr, eps, eps_hat = float(c[3]), float(c[8]), float(c[9])
+    lr, eps, eps_hat = (float(c[ADAM_COEFFICIENTS.index(name)]) for name in ("lr", "eps", "eps_hat"))
     s = slots["s"] if slots["v_max"] is None else slots["v_max"]
     dt = s.dtype.type
     return lr / (np.sqrt(s * r2) + dt(eps) + dt(eps_hat) * np.sqrt(r2)).astype(np.float64)
 
 
-def _lr_step_size(slots, r1, r2, c):
-    return np.float64(float(c[2]))
+def _lr_step_size(slots, r1, r2, c):  # SGD and momentum: lr has one place in both
+    return np.float64(float(c[SGD_COEFFICIENTS.index("lr")]))
 
 
 @dataclass(frozen=True)

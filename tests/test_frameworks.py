@@ -162,6 +162,8 @@ TORCH_CASES = [
 ]
 KERAS_CASES = [
     dict(learning_rate=0.02),
+    dict(learning_rate=0.02, clipvalue=0.5),
+    dict(learning_rate=0.01, momentum=0.9, weight_decay=0.1, clipvalue=1.0),
     dict(learning_rate=0.02, rho=0.8, epsilon=1e-5),
     dict(learning_rate=0.01, momentum=0.9),
     dict(learning_rate=0.02, centered=True),
@@ -246,9 +248,13 @@ SGD_ADAGRAD_TORCH_CASES = [
     ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05)),
     ("Adagrad", rn.Adagrad.torch, dict(lr=0.3)),
     ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, eps=1e-4, initial_accumulator_value=0.5, weight_decay=0.1)),
+    # lr_decay: torch's lr / (1 + (t - 1) lr_decay) in float64 Python; rmsnum's denominator adds lr_decay per
+    # step in the working dtype: well inside the tolerances over 150 steps
+    ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, lr_decay=0.05)),
 ]
 ADAGRAD_KERAS_CASES = [
     dict(learning_rate=0.3),
+    dict(learning_rate=0.3, clipvalue=0.5),
     dict(learning_rate=0.3, initial_accumulator_value=0.0, epsilon=1e-3, weight_decay=0.1),
 ]
 ADAM_OPTAX_CASES = [
@@ -259,6 +265,8 @@ ADAM_KERAS_CASES = [
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05)),
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05, beta_1=0.8, epsilon=1e-4, amsgrad=True, weight_decay=0.1)),
     ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3, amsgrad=True)),
+    ("Adam", rn.Adam.keras, dict(learning_rate=0.05, clipvalue=0.5)),
+    ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3, clipvalue=1.0)),
 ]
 
 
@@ -417,7 +425,34 @@ ADAM_HAND_WORKED = [
     (rn.AdamW.keras, dict(learning_rate=0.1, weight_decay=0.5), 10.0, [10.0], 9.5 - sqrt(0.001) / (sqrt(0.1) + 1e-7)),
 ]
 
-ALL_HAND_WORKED = HAND_WORKED + ADAM_HAND_WORKED
+# MXNet 1.x, from its kernels in src/operator/optimizer_op-inl.h (SGDKernel, SGDMomKernel,
+# AdamUpdateKernel, RMSPropUpdateKernel, RMSPropAlexUpdateKernel: the gradient rescale_grad * g, clipped
+# to [-clip_gradient, clip_gradient], with wd * x added after the clip in SGD and before it in Adam and
+# RMSProp; RMSProp clips the new weights to [-clip_weights, clip_weights]) and python/mxnet/optimizer's
+# Adam.update (lr * sqrt(1 - beta2**t) / (1 - beta1**t)).
+MXNET_HAND_WORKED = [
+    # SGD: clip(0.5 * 10, 2) = 2; (1 - 0.1 * 0.5) * 10 - 0.1 * 2 = 9.3
+    (rn.SGD.mxnet, dict(learning_rate=0.1, wd=0.5, rescale_grad=0.5, clip_gradient=2.0), 10.0, [10.0], 9.3),
+    # SGD with momentum, g = 10 twice, clipped to 2: mom1 = -0.2, mom2 = 0.9 * -0.2 - 0.2 = -0.38; x2 = 9.42
+    (rn.SGD.mxnet, dict(learning_rate=0.1, momentum=0.9, clip_gradient=2.0), 10.0, [10.0, 10.0], 10.0 - 0.2 - 0.38),
+    # no clip with clip_gradient=-1 (MXNet's "off"): x = 10 - 0.1 * 10 = 9
+    (rn.SGD.mxnet, dict(learning_rate=0.1, clip_gradient=-1.0), 10.0, [10.0], 9.0),
+    # Adam: clip(0.5 * 10 + 0.5 * 10, 1) = 1; m = 0.1, v = 0.001; lr_t = 0.1 sqrt(0.001) / 0.1;
+    # x = 10 - lr_t * 0.1 / (sqrt(0.001) + 1e-8)
+    (rn.Adam.mxnet, dict(learning_rate=0.1, wd=0.5, rescale_grad=0.5, clip_gradient=1.0), 10.0, [10.0],
+     10.0 - sqrt(0.001) * 0.1 / (sqrt(0.001) + 1e-8)),
+    # RMSProp: clip(0.5 * 10, 2) = 2, n = 0.1 * 4 = 0.4; x = 10 - 0.1 * 2 / sqrt(0.4 + 1e-8) = 9.68377, clipped to 9.5
+    (rn.RMSProp.mxnet, dict(learning_rate=0.1, rescale_grad=0.5, clip_gradient=2.0, clip_weights=9.5), 10.0, [10.0],
+     9.5),
+    # the same without clip_weights
+    (rn.RMSProp.mxnet, dict(learning_rate=0.1, rescale_grad=0.5, clip_gradient=2.0), 10.0, [10.0],
+     10.0 - 0.2 / sqrt(0.4 + 1e-8)),
+    # centered (RMSPropAlex): g = 2 after the clip, n = 0.4, g_avg = 0.2; delta = -0.1 * 2 / sqrt(0.4 - 0.04 + 1e-8)
+    (rn.RMSProp.mxnet, dict(learning_rate=0.1, centered=True, clip_gradient=2.0), 10.0, [10.0],
+     10.0 - 0.2 / sqrt(0.36 + 1e-8)),
+]
+
+ALL_HAND_WORKED = HAND_WORKED + ADAM_HAND_WORKED + MXNET_HAND_WORKED
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-6)], ids=["float64", "float32"])
@@ -440,6 +475,6 @@ def test_readme_table_names_every_compared_preset():
     compared = {preset for _, preset, _ in ADAM_TORCH_CASES + ADAM_KERAS_CASES + MAXIMIZE_TORCH_CASES
                 + SGD_ADAGRAD_TORCH_CASES}
     compared |= {rn.RMSProp.torch, rn.RMSProp.keras, rn.RMSProp.optax, rn.RMSProp.tf1, rn.RMSProp.mxnet,
-                 rn.RMSProp.tf_keras2, rn.Adagrad.keras, rn.Adam.optax}
+                 rn.RMSProp.tf_keras2, rn.Adagrad.keras, rn.Adam.optax, rn.SGD.mxnet, rn.Adam.mxnet}
     names = {f"{preset.__self__.__name__}.{preset.__name__}" for preset in compared}
     assert not {name for name in names if f"`{name}`" not in section}

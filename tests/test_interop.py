@@ -65,7 +65,7 @@ TORCH_CASES = [
     ("AdamW", rn.AdamW.torch, dict(lr=0.05, weight_decay=0.3)),
     ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05)),
     ("SGD", rn.SGD.torch, dict(lr=0.05, maximize=True)),
-    ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, initial_accumulator_value=0.5, weight_decay=0.1)),
+    ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, initial_accumulator_value=0.5, weight_decay=0.1, lr_decay=0.05)),
 ]
 
 
@@ -242,7 +242,7 @@ KERAS_CASES = [
                                        weight_decay=0.05)),
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05, beta_1=0.8, amsgrad=True, weight_decay=0.1)),
     ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3)),
-    ("Adagrad", rn.Adagrad.keras, dict(learning_rate=0.3)),
+    ("Adagrad", rn.Adagrad.keras, dict(learning_rate=0.3, clipvalue=0.5)),
 ]
 
 
@@ -287,6 +287,8 @@ def test_keras_mismatches_are_refused():
             interop.from_keras(rn.RMSProp.keras(learning_rate=0.02, momentum=0.9), kopt, var)
         with pytest.raises(ValueError, match="variable is not one of the variables keras_opt was built for"):
             interop.from_keras(opt, kopt, keras.Variable(np.zeros(6, np.float32)))
+        with pytest.raises(ValueError, match="not opt"):  # Keras' clipvalue is an option too
+            interop.from_keras(opt, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.9, clipvalue=1.0), var)
         with pytest.raises(ValueError, match="keras_opt sets clipnorm"):
             interop.from_keras(opt, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.9, clipnorm=1.0), var)
         with pytest.raises(TypeError, match="keras_opt must be a keras.optimizers optimizer"):

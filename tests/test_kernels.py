@@ -62,7 +62,7 @@ def test_general_form_equals_step_bit_for_bit(name, dtype):
     names = opt.spec.slots
     slots = tuple(np.zeros_like(x) if getattr(state, n) is None else getattr(state, n).copy() for n in names)
     dt = np.dtype(dtype).type
-    d1 = d2 = dt(0)
+    d1, d2 = state.d1, state.d2  # the denominators start where init sets them (0, or Adagrad's 1 - lr_decay)
     decays = opt.decays(dtype)
     run = user_loop(getattr(rk, opt.rule.__name__))
     for g in grads:

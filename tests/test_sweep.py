@@ -423,8 +423,13 @@ FRAMEWORK_OPTION_AXES = [
     (rn.SGD.torch, {"momentum": [0.5, 0.9], "nesterov": [False, True]}, {"lr": 0.01}),
     (rn.Adagrad.torch, {"lr": np.linspace(0.05, 0.5, 20), "initial_accumulator_value": [0.0, 0.5]},
      {"maximize": True}),
+    (rn.Adagrad.torch, {"lr": np.linspace(0.05, 0.5, 20), "lr_decay": [0.0, 0.05]}, {}),
     (rn.Adagrad.keras, {"epsilon": [1e-7, 1e-3], "weight_decay": [0.0, 0.1]}, {"learning_rate": 0.3}),
     (rn.RMSProp.tf1, {"learning_rate": np.linspace(0.01, 0.1, 20), "epsilon": [0.0, 1e-10]}, {"centered": True}),
+    (rn.RMSProp.mxnet, {"clip_gradient": [0.0, 0.05], "clip_weights": [0.0, 0.9]}, {"learning_rate": 0.05, "wd": 0.1}),
+    (rn.Adam.keras, {"learning_rate": np.linspace(0.01, 0.1, 20), "clipvalue": [0.0, 0.05]}, {}),
+    (rn.SGD.mxnet, {"rescale_grad": [0.5, 2.0], "clip_gradient": [0.0, 0.05]}, {"momentum": 0.9, "learning_rate": 0.05}),
+    (rn.Adam.mxnet, {"rescale_grad": [0.5, 2.0], "clip_gradient": [0.0, 0.05]}, {"learning_rate": 0.05, "wd": 0.1}),
 ]
 
 

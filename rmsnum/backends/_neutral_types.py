@@ -19,20 +19,23 @@ from .._neutral import Neutral
 
 
 class NeutralType(types.Type):
-    """The type of ``ZERO`` (value 0) or ``ONE`` (value 1)."""
+    """The type of ``ZERO`` (value 0), ``ONE`` (value 1), ``LOWEST`` (-inf) or ``HIGHEST`` (+inf)."""
 
-    def __init__(self, value: int) -> None:
+    def __init__(self, value: float) -> None:
         self.value = value
         super().__init__(name=f"Neutral[{value}]")
 
 
 ZERO_TYPE = NeutralType(0)
 ONE_TYPE = NeutralType(1)
+LOWEST_TYPE = NeutralType(-math.inf)
+HIGHEST_TYPE = NeutralType(math.inf)
+_TYPES = {ty.value: ty for ty in (ZERO_TYPE, ONE_TYPE, LOWEST_TYPE, HIGHEST_TYPE)}
 
 
 @typeof_impl.register(Neutral)
 def _typeof_neutral(val, c):
-    return ZERO_TYPE if val.value == 0 else ONE_TYPE
+    return _TYPES[val.value]
 
 
 register_model(NeutralType)(models.OpaqueModel)
@@ -47,7 +50,8 @@ def _unbox_neutral(typ, obj, c):
 def _box_neutral(typ, val, c):
     from .. import _neutral
 
-    return c.pyapi.unserialize(c.pyapi.serialize_object(_neutral.ZERO if typ.value == 0 else _neutral.ONE))
+    singleton = {0: _neutral.ZERO, 1: _neutral.ONE, -math.inf: _neutral.LOWEST, math.inf: _neutral.HIGHEST}[typ.value]
+    return c.pyapi.unserialize(c.pyapi.serialize_object(singleton))
 
 
 @lower_constant(NeutralType)
@@ -97,6 +101,17 @@ def _max(a, b):
     # for the non-negative b the rules compare it with (see rmsnum.rules.adam).
     if _is(a, 0) and isinstance(b, types.Number):
         return lambda a, b: b
+    # a clip without a lower limit: max(a, LOWEST) is a
+    if isinstance(a, types.Number) and _is(b, -math.inf):
+        return lambda a, b: a
+    return None
+
+
+@overload(min, inline="always")
+def _min(a, b):
+    # a clip without an upper limit: min(a, HIGHEST) is a
+    if isinstance(a, types.Number) and _is(b, math.inf):
+        return lambda a, b: a
     return None
 
 

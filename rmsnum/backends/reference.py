@@ -33,7 +33,7 @@ missing, require, kernel_form, pipeline = nothing_missing, nothing_required, hos
 
 def _rmsprop(opt, x, g, st, t: int) -> None:
     lr, gamma, eps = opt.lr, opt.gamma, opt.eps
-    g = _ascent_and_decay(opt, x, g)
+    g = _gradient(opt, x, g)
     if opt.weight_decay and opt.decoupled_weight_decay:
         x -= lr * opt.weight_decay * x
     st.s[...] = gamma * st.s + (1 - gamma) * g * g
@@ -57,42 +57,55 @@ def _rmsprop(opt, x, g, st, t: int) -> None:
     else:  # PyTorch: buffer of normalised gradients, lr outside
         st.m[...] = opt.momentum * st.m + update
         x -= lr * (update + opt.momentum * st.m) if opt.nesterov else lr * st.m
+    if opt.clip_weights:  # MXNet: the new weights clipped
+        np.clip(x, -opt.clip_weights, opt.clip_weights, out=x)
 
 
-def _ascent_and_decay(opt, x, g):
-    """torch's order: the sign of ``g`` flipped to maximize, then coupled weight decay."""
+def _gradient(opt, x, g, clip_before_decay: bool = False):
+    """The gradient the update sees: its sign flipped to maximize (torch), scaled by
+    MXNet's ``rescale_grad``, coupled weight decay added, and clipped to
+    ``[-clip_gradient, clip_gradient]`` (MXNet, Keras' clipvalue): after the decay
+    as MXNet's adaptive kernels, before it as its SGD (``clip_before_decay``)."""
     if opt.maximize:
         g = -g
+    if opt.rescale_grad is not None:
+        g = g * x.dtype.type(opt.rescale_grad)
+    clip = opt.clip_gradient
+    if clip and clip_before_decay:
+        g = np.clip(g, -clip, clip)
     if opt.weight_decay and not getattr(opt, "decoupled_weight_decay", False):
         g = g + opt.weight_decay * x
+    if clip and not clip_before_decay:
+        g = np.clip(g, -clip, clip)
     return g
 
 
 def _sgd(opt, x, g, st, t) -> None:
-    x -= opt.lr * _ascent_and_decay(opt, x, g)
+    x -= opt.lr * _gradient(opt, x, g, clip_before_decay=True)
 
 
 def _momentum(opt, x, g, st, t) -> None:
     """The book's heavy ball, and torch's SGD with momentum (Nesterov: ``g + beta * m``)."""
-    g = _ascent_and_decay(opt, x, g)
+    g = _gradient(opt, x, g, clip_before_decay=True)
     st.m[...] = opt.beta * st.m + g
     x -= opt.lr * (g + opt.beta * st.m if opt.nesterov else st.m)
 
 
 def _adagrad(opt, x, g, st, t) -> None:
     """The book's and Keras' form (eps inside the sqrt), or torch's (eps after it)."""
-    g = _ascent_and_decay(opt, x, g)
+    g = _gradient(opt, x, g)
     if opt.weight_decay and opt.decoupled_weight_decay:  # Keras: x -= x * wd * lr first
         x -= opt.lr * opt.weight_decay * x
     st.s += g * g
     den = np.sqrt(st.s + opt.eps) if opt.eps_in_sqrt else np.sqrt(st.s) + opt.eps
-    x -= opt.lr * g / den
+    lr = x.dtype.type(opt.lr / (1 + (t - 1) * opt.lr_decay))  # torch's lr_decay (0: lr)
+    x -= lr * g / den
 
 
 def _adam(opt, x, g, st, t) -> None:
     """As ``torch.optim.Adam``/``AdamW`` document it, or Keras' ``Adam`` with ``eps_hat``."""
     dt = x.dtype.type
-    g = _ascent_and_decay(opt, x, g)
+    g = _gradient(opt, x, g)
     if opt.weight_decay and opt.decoupled_weight_decay:
         x *= dt(1 - opt.lr * opt.weight_decay)
     st.m[...] = opt.beta1 * st.m + (1 - opt.beta1) * g

@@ -63,7 +63,7 @@ def pack(plan: Plan, group: Group, index: tuple[np.ndarray, ...], x0: np.ndarray
     decays = opt._decays()
     d = dec = None
     if decays is not None:
-        d = np.zeros((nb, 2, width), dt)
+        d = blocked(np.stack([column(c) for c in opt._initial_denominators()], axis=1), nb, width)
         dec = blocked(np.stack([column(c) for c in decays], axis=1), nb, width)
     like = group.representative.coefficients(dt)
     numeric = [column(c) for c in opt._coefficients() if not isinstance(c, Neutral)]
