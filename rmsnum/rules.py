@@ -289,6 +289,12 @@ class Rule:
         ``p``, ``gamma * 0 + 0 * g`` is 0), so single runs with and without
         the option share one kernel. A slot whose absence is itself the
         option (AMSGrad's running maximum) is not one of them.
+    specialised : tuple of str
+        The coefficients whose neutral value a single run keeps (the other
+        neutrals become numbers there, so that option sets share one kernel):
+        options that are rarely on, whose numbers would cost every run
+        something (the gradient's scale; the clip limits, a clip by numbers
+        being two NaN-aware compares per element).
     """
 
     update: Callable
@@ -297,6 +303,7 @@ class Rule:
     decays: tuple[str, ...]
     step_size: Callable
     zero_slots: tuple[str, ...] = ()
+    specialised: tuple[str, ...] = ("gscale", "g_lo", "g_hi")
 
     @property
     def name(self) -> str:
@@ -306,7 +313,7 @@ class Rule:
 
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in (
     Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size,
-         zero_slots=("m", "g_avg")),
+         zero_slots=("m", "g_avg"), specialised=("gscale", "g_lo", "g_hi", "x_lo", "x_hi")),
     Rule(sgd, (), SGD_COEFFICIENTS, (), _lr_step_size),
     Rule(momentum, ("m",), MOMENTUM_COEFFICIENTS, (), _lr_step_size),
     Rule(adagrad, ("s",), ADAGRAD_COEFFICIENTS, (), _adagrad_step_size),

@@ -521,25 +521,30 @@ def coefficient_table(rows: list[tuple], dtype: np.dtype) -> tuple[np.ndarray, t
     return C, like
 
 
-def _numbers_only(C: np.ndarray, like: tuple) -> tuple[np.ndarray, tuple]:
-    """``(C, like)`` for a single run: each ZERO or ONE of ``like`` becomes a
-    number, a row of ``C`` (its coefficient axis is the last but one) holding
-    its value. The kernel of a single configuration is then one per rule, slot
-    pattern and dtype, not one per option pattern: a single run has no lanes to
+def _numbers_only(rule: Callable, C: np.ndarray, like: tuple) -> tuple[np.ndarray, tuple]:
+    """``(C, like)`` for a single run: each neutral of ``like`` becomes a number,
+    a row of ``C`` (its coefficient axis is the last but one) holding its value,
+    except those of the rule's ``specialised`` coefficients. The kernel of a
+    single configuration is then one per rule, slot pattern, dtype and the few
+    options that are rarely on (maximize, a rescaled or clipped gradient, clipped
+    weights), not one per option pattern: a single run has no lanes to
     vectorise, and the few extra operations (``+ 0``, ``* 1``) are exact, so the
     numbers are those of the specialised kernel (up to the sign of a zero)."""
-    if not any(isinstance(item, Neutral) for item in like):
+    keep = rules.lookup(rule).specialised
+    names = rules.lookup(rule).coefficients
+    numbered = [isinstance(item, Neutral) and name not in keep for item, name in zip(like, names)]
+    if not any(numbered):
         return C, like
     number = C.dtype.type
     rows, k = [], 0
-    for item in like:
-        if isinstance(item, Neutral):
+    for item, to_number in zip(like, numbered):
+        if to_number:
             rows.append(np.full(C.shape[:-2] + (1, C.shape[-1]), float(item), C.dtype))
-        else:
+        elif not isinstance(item, Neutral):
             rows.append(C[..., k:k + 1, :])
             k += 1
-    return np.ascontiguousarray(np.concatenate(rows, axis=-2)), tuple(number(0) if isinstance(item, Neutral) else item
-                                                                     for item in like)
+    return (np.ascontiguousarray(np.concatenate(rows, axis=-2)),
+            tuple(number(0) if to_number else item for item, to_number in zip(like, numbered)))
 
 
 def _unrolled_dim(n: int, lanes: int) -> int:
@@ -577,7 +582,7 @@ def run_objective(rule: Callable, functions: tuple | None, x: np.ndarray, S: tup
     if C.ndim == 3:
         C = C[:, np.newaxis]
     if w == 1:
-        C, like = _numbers_only(C, like)
+        C, like = _numbers_only(rule, C, like)
     loss_rec = np.empty((blocks, 0, w), x.dtype) if loss_rec is None else loss_rec
     x_rec = np.empty((blocks, 0, n, w), x.dtype) if x_rec is None else x_rec
     hit = np.empty((blocks, 0, w), np.int64) if hit is None else hit
@@ -605,7 +610,7 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d, dec, C: np.ndarray, like: 
     if p.shape[2] not in (1, LANES):
         raise ValueError(f"blocks must have 1 or {LANES} lanes, got {p.shape[2]}")
     if p.shape[2] == 1:
-        C, like = _numbers_only(C, like)
+        C, like = _numbers_only(rule, C, like)
     kernel = _train_kernel(rule, p.shape[2], _unrolled_dim(p.shape[1], p.shape[2]))
     rows = order.shape[1]
     args = (p, S, d, dec, C, like, X, y, order, batch, every, dt(batch), dt(rows - (-(-rows // batch) - 1) * batch),

@@ -327,7 +327,7 @@ def train(rule: Callable, p: np.ndarray, S: tuple, d: np.ndarray | None, dec: np
     """
     dt = p.dtype.type
     rows = order.shape[1]
-    C, like = cpu._numbers_only(C, like)  # one kernel per rule, slot pattern and dtype
+    C, like = cpu._numbers_only(rule, C, like)  # one kernel per rule, slot pattern and dtype
     args = (p, S, d, dec, C, like, dt(1), X, labels, order, batch, dt(batch),
             dt(rows - (-(-rows // batch) - 1) * batch), every, TX, tlabels, loss_rec, acc_rec, steps_rec, counts,
             seconds)
