@@ -84,30 +84,42 @@ def compare(preset, framework_run, kwargs: dict, dtype) -> None:
 # --- one helper per framework: the framework's own trajectory ----------------
 
 
-def torch_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
+# Each framework as ``make(x0) -> (step, read, handle)``: a fresh optimizer from x0, ``step(g)``
+# applies one update, ``read()`` returns x as NumPy and ``handle`` is what rmsnum.interop takes.
+
+
+def torch_maker(optimizer: str, kwargs: dict):
     torch = framework("torch")
-    p = torch.nn.Parameter(torch.tensor(X0.astype(dtype)))
-    opt = getattr(torch.optim, optimizer)([p], **kwargs)
 
-    def step(g):
-        p.grad = torch.from_numpy(g)
-        opt.step()
+    def make(x0):
+        p = torch.nn.Parameter(torch.tensor(x0))
+        opt = getattr(torch.optim, optimizer)([p], **kwargs)
 
-    return framework_trajectory(step, lambda: p.detach().numpy().copy(), dtype)
+        def step(g):
+            p.grad = torch.from_numpy(g)
+            opt.step()
+
+        return step, lambda: p.detach().numpy().copy(), (opt, p)
+
+    return make
 
 
-def keras_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
-    with keras_precision(dtype) as keras:
-        var = keras.Variable(X0.astype(dtype), dtype=np.dtype(dtype).name)
+def keras_maker(keras, optimizer: str, kwargs: dict, dtype):
+    """Inside :func:`frameworks.keras_precision` of ``dtype``."""
+    def make(x0):
+        var = keras.Variable(x0, dtype=np.dtype(dtype).name)
         opt = getattr(keras.optimizers, optimizer)(**kwargs)
 
         def step(g):
             opt.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
 
-        return framework_trajectory(step, lambda: keras.ops.convert_to_numpy(var.value).copy(), dtype)
+        return step, lambda: keras.ops.convert_to_numpy(var.value).copy(), (opt, var)
+
+    return make
 
 
-def optax_run(kwargs: dict, dtype, transform: str = "rmsprop") -> np.ndarray:
+def optax_maker(transform: str, kwargs: dict):
+    """Inside :func:`frameworks.jax_precision` of x0's dtype; the handle is ``{"x": params, "state": opt_state}``."""
     jax = framework("jax")
     optax = framework("optax")
     tx = getattr(optax, transform)(**kwargs)
@@ -117,14 +129,33 @@ def optax_run(kwargs: dict, dtype, transform: str = "rmsprop") -> np.ndarray:
         updates, state = tx.update(g, state, params)
         return optax.apply_updates(params, updates), state
 
-    with jax_precision(dtype):
-        box = {"x": jax.numpy.asarray(X0.astype(dtype))}
+    def make(x0):
+        box = {"x": jax.numpy.asarray(x0)}
         box["state"] = tx.init(box["x"])
 
         def step(g):
             box["x"], box["state"] = update(box["x"], box["state"], jax.numpy.asarray(g))
 
-        return framework_trajectory(step, lambda: np.array(box["x"]), dtype)
+        return step, lambda: np.array(box["x"]), box
+
+    return make
+
+
+def torch_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
+    step, read, _ = torch_maker(optimizer, kwargs)(X0.astype(dtype))
+    return framework_trajectory(step, read, dtype)
+
+
+def keras_run(kwargs: dict, dtype, optimizer: str = "RMSprop") -> np.ndarray:
+    with keras_precision(dtype) as keras:
+        step, read, _ = keras_maker(keras, optimizer, kwargs, dtype)(X0.astype(dtype))
+        return framework_trajectory(step, read, dtype)
+
+
+def optax_run(kwargs: dict, dtype, transform: str = "rmsprop") -> np.ndarray:
+    with jax_precision(dtype):
+        step, read, _ = optax_maker(transform, kwargs)(X0.astype(dtype))
+        return framework_trajectory(step, read, dtype)
 
 
 def tf1_run(kwargs: dict, dtype) -> np.ndarray:  # not exercised where TensorFlow is absent

@@ -15,7 +15,8 @@ import sys
 import numpy as np
 import pytest
 from frameworks import framework, jax_precision, keras_precision
-from test_frameworks import BOTH, STEPS, X0, _id, assert_same_trajectory, gradient, keras_run, optax_run, torch_run
+from test_frameworks import (BOTH, STEPS, X0, _id, assert_same_trajectory, gradient, keras_maker, keras_run, optax_maker,
+                             optax_run, torch_maker, torch_run)
 
 import rmsnum as rn
 from rmsnum import interop
@@ -67,22 +68,6 @@ TORCH_CASES = [
     ("SGD", rn.SGD.torch, dict(lr=0.05, maximize=True)),
     ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, initial_accumulator_value=0.5, weight_decay=0.1, lr_decay=0.05)),
 ]
-
-
-def torch_maker(name: str, kwargs: dict):
-    torch = framework("torch")
-
-    def make(x0):
-        p = torch.nn.Parameter(torch.tensor(x0))
-        opt = getattr(torch.optim, name)([p], **kwargs)
-
-        def step(g):
-            p.grad = torch.from_numpy(g)
-            opt.step()
-
-        return step, lambda: p.detach().numpy().copy(), (opt, p)
-
-    return make
 
 
 @FRAMEWORKS
@@ -176,28 +161,6 @@ OPTAX_CASES = [
 ]
 
 
-def optax_maker(transform: str, kwargs: dict, dtype):
-    jax = framework("jax")
-    optax = framework("optax")
-    tx = getattr(optax, transform)(**kwargs)
-
-    @jax.jit
-    def update(params, state, g):
-        updates, state = tx.update(g, state, params)
-        return optax.apply_updates(params, updates), state
-
-    def make(x0):
-        box = {"x": jax.numpy.asarray(x0)}
-        box["state"] = tx.init(box["x"])
-
-        def step(g):
-            box["x"], box["state"] = update(box["x"], box["state"], jax.numpy.asarray(g))
-
-        return step, lambda: np.array(box["x"]), box
-
-    return make
-
-
 @FRAMEWORKS
 @BOTH
 @pytest.mark.parametrize("transform,preset,kwargs", OPTAX_CASES,
@@ -208,7 +171,7 @@ def test_optax_state_continues_in_rmsnum_and_back(transform, preset, kwargs, dty
         def to(opt, state, box):
             box["state"] = interop.to_optax(opt, state, box["state"])
 
-        check_both_ways(preset(**kwargs), full, optax_maker(transform, kwargs, dtype),
+        check_both_ways(preset(**kwargs), full, optax_maker(transform, kwargs),
                         lambda opt, box: interop.from_optax(opt, box["state"], box["x"]), to, dtype)
 
 
@@ -244,19 +207,6 @@ KERAS_CASES = [
     ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3)),
     ("Adagrad", rn.Adagrad.keras, dict(learning_rate=0.3, clipvalue=0.5)),
 ]
-
-
-def keras_maker(keras, name: str, kwargs: dict, dtype):
-    def make(x0):
-        var = keras.Variable(x0, dtype=np.dtype(dtype).name)
-        opt = getattr(keras.optimizers, name)(**kwargs)
-
-        def step(g):
-            opt.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
-
-        return step, lambda: keras.ops.convert_to_numpy(var.value).copy(), (opt, var)
-
-    return make
 
 
 @FRAMEWORKS
