@@ -35,25 +35,25 @@ OPTIMIZERS = {
     # first step divides by sqrt(rounding + eps), which no tolerance can compare; "rmsprop-everything"
     # covers centered + bias correction with s0 > 0.)
     "preset-optax": rn.RMSProp.optax(0.01, momentum=0.9, nesterov=True, bias_correction=True),
-    "preset-mxnet": rn.RMSProp.mxnet(learning_rate=0.01, centered=True, wd=0.01),
-    "preset-mxnet-clipped": rn.RMSProp.mxnet(learning_rate=0.01, wd=0.01, rescale_grad=0.5, clip_gradient=1.0,
-                                             clip_weights=4.0),  # x0 = (-5, -2): the weights clip at once
+    "preset-mxnet": rn.RMSProp.mxnet(learning_rate=0.01, centered=True, wd=0.01, rescale_grad=0.5, clip_gradient=1.0,
+                                     clip_weights=4.0),  # x0 = (-5, -2): the weights clip at once
     "preset-tf-keras2": rn.RMSProp.tf_keras2(learning_rate=0.01, centered=True),  # eps outside (momentum 0)
-    "preset-torch-maximize": rn.RMSProp.torch(lr=0.01, momentum=0.5, maximize=True),  # ascends: |x| grows ~ lr t
     "sgd": rn.SGD(lr=0.05),
     "preset-sgd-torch": rn.SGD.torch(lr=0.005, weight_decay=0.1, maximize=True),  # (1 + 0.02) ** 300 stays finite
     "preset-sgd-mxnet": rn.SGD.mxnet(learning_rate=0.01, momentum=0.9, wd=0.01, rescale_grad=2.0, clip_gradient=1.0),
     "momentum": rn.Momentum(lr=0.02, beta=0.9),
     "preset-momentum-torch": rn.SGD.torch(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01),
     "adagrad": rn.Adagrad(lr=0.3),
-    "preset-adagrad-torch": rn.Adagrad.torch(lr=0.3, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1,
-                                             maximize=True),
-    "preset-adagrad-keras": rn.Adagrad.keras(learning_rate=0.3, weight_decay=0.01, clipvalue=0.5),
+    "preset-adagrad-torch": rn.Adagrad.torch(lr=0.3, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1),
+    "preset-adagrad-keras": rn.Adagrad.keras(learning_rate=0.3, weight_decay=0.01),
+    # the gradient's rarely-on transformations, one row per rule that has no other (each such row is a
+    # kernel of its own): a negative scale (maximize) and a clip
+    "adagrad-maximize-clipped": rn.Adagrad(lr=0.3, maximize=True, clip_gradient=0.5),
     "adam": rn.Adam(lr=0.05),
     "adam-amsgrad": rn.Adam(lr=0.05, amsgrad=True),
     "preset-adam-torch": rn.Adam.torch(lr=0.05, weight_decay=0.1, amsgrad=True),
-    "preset-adamw-torch": rn.AdamW.torch(lr=0.05, weight_decay=0.1, maximize=True),
-    "preset-adam-keras": rn.Adam.keras(learning_rate=0.05, amsgrad=True, weight_decay=0.01, clipvalue=1.0),
+    "preset-adamw-torch": rn.AdamW.torch(lr=0.05, weight_decay=0.1),
+    "preset-adam-keras": rn.Adam.keras(learning_rate=0.05, amsgrad=True, weight_decay=0.01),
     "preset-adam-mxnet": rn.Adam.mxnet(learning_rate=0.05, wd=0.01, rescale_grad=0.5, clip_gradient=1.0),
 }
 
