@@ -36,7 +36,46 @@ BAD_HYPERPARAMETERS = [
     (rn.Adam, dict(lr=0.1, beta1=1.0), ValueError, "beta1"),
     (rn.Adam, dict(lr=0.1, beta2=-0.1), ValueError, "beta2"),
     (rn.Adam, dict(lr=0.1, eps=math.inf), ValueError, "eps"),
+    # the framework options of issue 19
+    (rn.RMSProp, dict(lr=0.1, maximize=1), TypeError, "maximize"),
+    (rn.RMSProp, dict(lr=0.1, rescale_grad=0.0), ValueError, "rescale_grad"),
+    (rn.RMSProp, dict(lr=0.1, rescale_grad="2"), TypeError, "rescale_grad"),
+    (rn.RMSProp, dict(lr=0.1, clip_gradient=-1.0), ValueError, "clip_gradient"),
+    (rn.RMSProp, dict(lr=0.1, clip_weights=math.inf), ValueError, "clip_weights"),
+    (rn.RMSProp, dict(lr=0.1, eps=0.0, initial_s=1.0, gamma=0.0), ValueError, "eps must be > 0 here"),
+    (rn.RMSProp.tf1, dict(learning_rate=0.1, epsilon=0.0, decay=0.0), ValueError, "epsilon must be > 0 here.*decay"),
+    (rn.SGD, dict(lr=0.1, weight_decay=-1.0), ValueError, "weight_decay"),
+    (rn.SGD.torch, dict(lr=0.1, momentum=0.9, dampening=0.1), ValueError, r"dampening must be 0"),
+    (rn.SGD.torch, dict(lr=0.1, dampening=1.5), ValueError, r"dampening must be in \[0, 1\]"),
+    (rn.SGD.torch, dict(lr=0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
+    (rn.SGD.torch, dict(lr=0.1, momentum=1.0), ValueError, "momentum"),
+    (rn.SGD.mxnet, dict(clip_gradient="1"), TypeError, "clip_gradient"),
+    (rn.SGD.mxnet, dict(rescale_grad=-1.0), ValueError, "rescale_grad"),
+    (rn.Momentum, dict(lr=0.1, nesterov="yes"), TypeError, "nesterov"),
+    (rn.Adagrad, dict(lr=0.1, lr_decay=-0.1), ValueError, "lr_decay"),
+    (rn.Adagrad.torch, dict(lr_decay=math.nan), ValueError, "lr_decay"),
+    (rn.Adagrad.torch, dict(initial_accumulator_value=-1.0), ValueError, "initial_accumulator_value"),
+    (rn.Adagrad.keras, dict(clipvalue=math.inf), ValueError, "clipvalue"),
+    (rn.Adam.keras, dict(clipvalue="0.5"), TypeError, "clipvalue"),
+    (rn.Adam.mxnet, dict(wd=-0.1), ValueError, "wd"),
+    (rn.Adam.optax, dict(learning_rate=0.1, b1=1.0), ValueError, "b1"),
 ]
+
+
+def test_framework_clip_arguments_off_as_the_frameworks_mean_it():
+    """None, 0 and MXNet's -1 switch a clip off; a positive number clips (Keras' clipvalue, MXNet's clip_gradient)."""
+    for off in (None, 0.0, -1.0):
+        assert rn.RMSProp.mxnet(clip_gradient=off, clip_weights=off) == rn.RMSProp.mxnet()
+        assert rn.Adam.keras(clipvalue=off).clip_gradient == 0.0
+    assert rn.Adam.keras(clipvalue=0.5).clip_gradient == 0.5
+    assert rn.RMSProp.mxnet().coefficients()[2:4] == rn.RMSProp(lr=0.1).coefficients()[2:4]  # LOWEST, HIGHEST
+
+
+def test_predicted_stable_refuses_the_options_it_does_not_cover():
+    res = rn.sweep(rn.RMSProp, rn.quadratic_2d(), (-5.0, -2.0), 5, {"lr": [0.1, 0.2]}, fixed={"maximize": True},
+                   progress=False)
+    with pytest.raises(ValueError, match="without Nesterov momentum, weight decay, maximize, rescaling or clipping"):
+        rn.analysis.predicted_stable(res)
 
 
 @pytest.mark.parametrize("cls, kwargs, error, name", BAD_HYPERPARAMETERS)
