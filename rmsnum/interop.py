@@ -113,11 +113,6 @@ def _denominators(opt: Optimizer, t: int, dt: np.dtype) -> tuple[np.floating, np
     return out[0], out[1]
 
 
-def _checked(opt: Optimizer, state: Any, shape: tuple, dt: np.dtype) -> OptimizerState:
-    opt.check_state(state, shape, dt)
-    return state
-
-
 # --- PyTorch ----------------------------------------------------------------
 
 # torch.optim class -> (the rmsnum preset its param group describes, rmsnum slot -> torch state key)
@@ -203,7 +198,7 @@ def to_torch(opt: Optimizer, state: OptimizerState, torch_opt: Any, param: Any) 
     from it. Everything is checked before anything is written.
     """
     keys, shape, dt = _torch_group(opt, torch_opt, param)
-    _checked(opt, state, shape, dt)
+    opt.check_state(state, shape, dt)
     import torch
 
     entries = {keys[slot]: torch.from_numpy(state.arrays[slot].copy()).to(param.device) for slot in opt.slots}
@@ -295,7 +290,7 @@ def to_optax(opt: Optimizer, state: OptimizerState, opt_state: Any) -> Any:
     linked = _optax_links(opt, opt_state)
     first = next((getattr(link, f) for link, (_, fields) in linked for f, slot in fields.items() if slot != "t"), None)
     shape, dt = tuple(np.shape(first)), _float_dtype("opt_state's dtype", np.asarray(first).dtype)
-    _checked(opt, state, shape, dt)
+    opt.check_state(state, shape, dt)
     out = []
     for link, (_, fields) in linked:
         values = {}
@@ -398,7 +393,7 @@ def to_keras(opt: Optimizer, state: OptimizerState, keras_opt: Any, variable: An
     anything is assigned.
     """
     lists, shape, dt = _keras_lists(opt, keras_opt, variable)
-    _checked(opt, state, shape, dt)
+    opt.check_state(state, shape, dt)
     if not keras_opt.built:
         keras_opt.build([variable])
     i = _keras_index(keras_opt, variable)
