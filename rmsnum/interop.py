@@ -26,9 +26,12 @@ that framework (``rn.RMSProp.torch(...)``, ``rn.Adam.optax(...)``,
   gradients, velocity hats, accumulators) and ``iterations``.
 
 The step count becomes ``state.t``, and the bias-correction denominators
-``1 - beta**t`` follow from it. Where the framework keeps no count (torch's SGD,
-optax's rmsprop without bias correction) the rule has no bias correction, so
-``t`` does not enter the numbers; it comes in as 0 and goes out unused.
+``1 - beta**t`` follow from it. Where the framework keeps no count (optax's
+rmsprop without bias correction) the rule has no bias correction, so ``t`` does
+not enter the numbers; it comes in as 0 and goes out unused. torch's SGD keeps
+none either, but its momentum buffer exists from the first step on (the step
+that dampening leaves undamped): ``t`` comes in as 1 with a buffer and 0 without,
+and a state with ``t = 0`` goes out without a buffer.
 
 A state of another optimizer, option set, shape or dtype is refused with a
 ``ValueError`` that says what differs: for torch and Keras the framework's own
@@ -171,8 +174,8 @@ def from_torch(opt: Optimizer, torch_opt: Any, param: Any) -> OptimizerState:
     Returns
     -------
     OptimizerState
-        NumPy copies of the slots; ``t`` from torch's ``step`` (0 for SGD, which
-        keeps none). Before torch's first step, a fresh state.
+        NumPy copies of the slots; ``t`` from torch's ``step`` (for SGD, which keeps
+        none, 1: at least one step). Before torch's first step, a fresh state.
 
     Raises
     ------
@@ -186,7 +189,7 @@ def from_torch(opt: Optimizer, torch_opt: Any, param: Any) -> OptimizerState:
     if not entries or not slots and opt.slots:  # torch fills its state at the first step
         return opt.init_like(shape, dt)
     arrays = {slot: tensor.detach().cpu().numpy() for slot, tensor in slots.items()}
-    step = entries.get("step", 0)
+    step = entries.get("step", 1)  # SGD counts no steps; its buffer is there from the first
     return _state(opt, arrays, int(float(step)), shape, dt, f"torch.optim.{type(torch_opt).__name__}'s state")
 
 
@@ -199,10 +202,17 @@ def to_torch(opt: Optimizer, state: OptimizerState, torch_opt: Any, param: Any) 
     """
     keys, shape, dt = _torch_group(opt, torch_opt, param)
     opt.check_state(state, shape, dt)
+    sgd = type(torch_opt).__name__ == "SGD"
+    if sgd and state.t == 0 and any(state.arrays[slot].any() for slot in opt.slots):
+        raise ValueError("state has t = 0 and a momentum buffer that is not zero: torch's SGD starts its buffer "
+                         "at its first step, so a state before the first step must be fresh")
     import torch
 
+    if sgd and state.t == 0:  # torch's next step is its first: it sets the buffer to g itself
+        torch_opt.state[param] = {}
+        return
     entries = {keys[slot]: torch.from_numpy(state.arrays[slot].copy()).to(param.device) for slot in opt.slots}
-    if type(torch_opt).__name__ != "SGD":
+    if not sgd:
         scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
         entries["step"] = torch.tensor(float(state.t), dtype=scalar)
     torch_opt.state[param] = entries

@@ -789,29 +789,27 @@ class SGD(Optimizer):
               nesterov: bool = False, maximize: bool = False) -> "SGD | Momentum":
         """PyTorch ``torch.optim.SGD``, in its argument names and defaults: an
         :class:`SGD` without momentum, a :class:`Momentum` with it (torch's buffer
-        ``b = momentum * b + g; x -= lr * b`` is the heavy-ball rule).
-
-        ``dampening`` must be 0: torch's first step sets the buffer to the
-        undamped gradient and damps only from the second step on, which rmsnum
-        does not express yet.
+        ``b = momentum * b + (1 - dampening) * g; x -= lr * b`` is the heavy-ball rule,
+        and its first step sets ``b = g``). Without momentum, torch ignores
+        ``dampening``, and so does this.
 
         >>> SGD.torch(lr=0.1) == SGD(lr=0.1)
         True
         >>> SGD.torch(lr=0.1, momentum=0.9, nesterov=True).nesterov
         True
+        >>> SGD.torch(lr=0.1, momentum=0.9, dampening=0.5).dampening
+        0.5
         """
         momentum = v.real("momentum", momentum, **_BELOW_ONE)
         dampening = v.real("dampening", dampening, **_UNIT)
         nesterov = v.boolean("nesterov", nesterov)
-        if dampening != 0:
-            raise ValueError(f"dampening must be 0 (torch damps from the second step on, which rmsnum does not "
-                             f"express yet), got dampening={dampening}")
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs momentum in (0, 1) and dampening=0, got momentum=0")
+        if nesterov and (momentum == 0 or dampening != 0):
+            raise ValueError(f"nesterov=True needs momentum in (0, 1) and dampening=0, got momentum={momentum} "
+                             f"and dampening={dampening}")
         if momentum == 0:
             return cls(lr, weight_decay=weight_decay, maximize=maximize, preset="torch")
-        return Momentum(lr, momentum, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize,
-                        preset="torch")
+        return Momentum(lr, momentum, nesterov=nesterov, dampening=dampening, weight_decay=weight_decay,
+                        maximize=maximize, preset="torch")
 
     @classmethod
     def mxnet(cls, learning_rate: float = 0.01, momentum: float = 0.0, wd: float = 0.0, rescale_grad: float = 1.0,
@@ -844,7 +842,11 @@ class Momentum(Optimizer):
     beta : float, default 0.9
         Momentum factor, in [0, 1) (torch's ``momentum``).
     nesterov : bool, default False
-        Nesterov momentum as torch applies it: ``x -= lr * (g + beta * m)``.
+        Nesterov momentum as torch applies it: ``x -= lr * (g + beta * m)``
+        (without dampening).
+    dampening : float, default 0.0
+        torch's dampening, in [0, 1]: from the second step on the buffer takes
+        ``(1 - dampening) * g``; the first step sets it to ``g``, as torch does.
     weight_decay : float, default 0.0
         Coupled weight decay ``g += weight_decay * x``, >= 0.
     maximize : bool, default False
@@ -864,8 +866,8 @@ class Momentum(Optimizer):
     """
 
     rule: ClassVar[Callable] = staticmethod(rules.momentum)
-    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE, weight_decay=_NON_NEGATIVE,
-                                                        **_GRADIENT_BOUNDS)
+    _bounds: ClassVar[dict[str, dict[str, Any]]] = dict(lr=_POSITIVE, beta=_BELOW_ONE, dampening=_UNIT,
+                                                        weight_decay=_NON_NEGATIVE, **_GRADIENT_BOUNDS)
     _booleans: ClassVar[tuple[str, ...]] = ("nesterov", "maximize")
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "torch": {"beta": "momentum"},
@@ -875,16 +877,31 @@ class Momentum(Optimizer):
     beta: float = 0.9
     _: KW_ONLY
     nesterov: bool = False
+    dampening: float = 0.0
     weight_decay: float = 0.0
     maximize: bool = False
     rescale_grad: float | None = None
     clip_gradient: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.nesterov and _on(self.dampening):
+            beta, dampening = self._argument("beta"), self._argument("dampening")
+            raise ValueError(f"nesterov=True needs {dampening}=0 (as torch), got {dampening}={self.dampening} "
+                             f"with {beta}={self.beta}")
+
+    def _decays(self) -> tuple[Any, Any, Any, Any] | None:
+        # with dampening, the rule needs to know the first step: d1 = t (from 0, plus 1 per step) and
+        # d2 = 1, so r1 = 1 / t and r2 = 1 (see rules.momentum)
+        return (1.0, 1.0, 0.0, 1.0) if _on(self.dampening) else None
+
     def _coefficients(self) -> tuple[float | Neutral, ...]:
+        damped = _on(self.dampening)
         return (_gscale(self), *_limits(self.clip_gradient), self.weight_decay if _on(self.weight_decay) else ZERO,
                 self.lr, self.beta,
-                ONE if self.nesterov else ZERO, self.beta if self.nesterov else ONE)
+                ONE if self.nesterov else ZERO, self.beta if self.nesterov else ONE,
+                self.dampening if damped else ZERO, 1.0 - self.dampening if damped else ONE)
 
 
 @dataclass(frozen=True)

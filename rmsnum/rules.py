@@ -133,24 +133,34 @@ MOMENTUM_COEFFICIENTS = SGD_COEFFICIENTS + (
     "beta",  # momentum factor
     "nest",  # 1 for Nesterov momentum (torch's SGD(nesterov=True)), else 0
     "beta_out",  # beta for Nesterov momentum, else 1
+    "damp",  # torch's dampening, or 0
+    "omd",  # 1 - dampening, or 1
 )
 
 
 def momentum(x, g, m, r1, r2, c):
     """Heavy-ball momentum as the book writes it, and as ``torch.optim.SGD`` with
-    momentum (no dampening). With ``c`` unpacked as :data:`MOMENTUM_COEFFICIENTS`::
+    momentum. With ``c`` unpacked as :data:`MOMENTUM_COEFFICIENTS`::
 
         g  <- clip(gscale * g) + wd * x
-        m  <- beta * m + g
+        m  <- beta * m + w * g
         x  <- x - lr * (nest * g + beta_out * m)
 
     The book's rule is ``nest = 0, beta_out = 1``: ``x <- x - lr * m``; Nesterov's
     (torch) ``x <- x - lr * (g + beta * m)``. MXNet's ``mom = beta * mom - lr * g``;
     ``x += mom`` keeps ``-lr * m``.
+
+    The gradient's weight ``w`` is 1 without dampening. torch's dampening damps from
+    the second step on (its first step sets the buffer to ``g``): ``w`` is 1 at
+    ``t = 1`` and ``1 - dampening`` after. The step count comes from the
+    denominators: with dampening the optimizer's decays ``(1, 1, 0, 1)`` make
+    ``r1 = 1 / t`` and ``r2 = 1``, so ``damp * max(0, 2 * r1 - r2)`` is ``damp`` at the
+    first step and exactly 0 after (``w = omd + damp``, which rounds to exactly 1
+    for ``damp`` in [0, 1]). Without, ``damp`` is ZERO and that term compiles to nothing.
     """
-    gscale, g_lo, g_hi, wd, lr, beta, nest, beta_out = c
+    gscale, g_lo, g_hi, wd, lr, beta, nest, beta_out, damp, omd = c
     g = min(max(gscale * g, g_lo), g_hi) + wd * x
-    m = beta * m + g
+    m = beta * m + (omd + max(damp - damp, damp * r1 + damp * r1 - damp * r2)) * g
     return x - lr * (nest * g + beta_out * m), m
 
 
@@ -315,7 +325,8 @@ REGISTRY: dict[str, Rule] = {rule.name: rule for rule in (
     Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size,
          zero_slots=("m", "g_avg"), specialised=("gscale", "g_lo", "g_hi", "x_lo", "x_hi")),
     Rule(sgd, (), SGD_COEFFICIENTS, (), _lr_step_size),
-    Rule(momentum, ("m",), MOMENTUM_COEFFICIENTS, (), _lr_step_size),
+    Rule(momentum, ("m",), MOMENTUM_COEFFICIENTS, (), _lr_step_size,
+         specialised=("gscale", "g_lo", "g_hi", "damp", "omd")),
     Rule(adagrad, ("s",), ADAGRAD_COEFFICIENTS, (), _adagrad_step_size),
     Rule(adam, ("s", "m", "v_max"), ADAM_COEFFICIENTS, ("beta1", "omb1", "beta2", "omb2"), _adam_step_size),
 )}

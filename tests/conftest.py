@@ -40,7 +40,10 @@ OPTIMIZERS = {
     "preset-tf-keras2": rn.RMSProp.tf_keras2(learning_rate=0.01, centered=True),  # eps outside (momentum 0)
     "sgd": rn.SGD(lr=0.05),
     "preset-sgd-torch": rn.SGD.torch(lr=0.005, weight_decay=0.1, maximize=True),  # (1 + 0.02) ** 300 stays finite
-    "preset-sgd-mxnet": rn.SGD.mxnet(learning_rate=0.01, momentum=0.9, wd=0.01, rescale_grad=2.0, clip_gradient=1.0),
+    # MXNet's SGD with momentum (rescale_grad, clip_gradient, wd), damped as torch damps (from the second step):
+    # the Momentum rule's rarely-on options in one row
+    "momentum-mxnet-options-damped": rn.Momentum(lr=0.01, beta=0.9, dampening=0.3, weight_decay=0.01,
+                                                 rescale_grad=2.0, clip_gradient=1.0),
     "momentum": rn.Momentum(lr=0.02, beta=0.9),
     "preset-momentum-torch": rn.SGD.torch(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01),
     "adagrad": rn.Adagrad(lr=0.3),

@@ -494,25 +494,38 @@ def nvvm():
         pytest.skip(f"numba.cuda.compile_ptx has no libNVVM here: {type(err).__name__}: {err}")
 
 
+def _kernel_ptx(opt, dtype: str) -> tuple[str, str]:
+    """The PTX of ``opt``'s sweep kernel (dimension 2) and step kernel, compiled for cc 9.0."""
+    like, sweep_args, step_args = _kernel_arguments(opt, dtype)
+    pattern = cuda_backend._pattern(like)
+    return (_ptx(cuda_backend._run_objective_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args),
+            _ptx(cuda_backend._step_kernel(opt.rule, pattern), step_args))
+
+
 @pytest.mark.parametrize("name", list(OPTIMIZERS))  # one test per row, so that test workers share them out
 def test_float32_kernels_have_no_float64_instructions(nvvm, hopper, name):
     opt = OPTIMIZERS[name]
-    for dtype in ("float32", "float64"):
-        like, sweep_args, step_args = _kernel_arguments(opt, dtype)
-        pattern = cuda_backend._pattern(like)
-        sweep_ptx = _ptx(cuda_backend._run_objective_kernel(opt.rule, pattern, 2, np.dtype(dtype)), sweep_args)
-        step_ptx = _ptx(cuda_backend._step_kernel(opt.rule, pattern), step_args)
-        for kind, ptx in (("sweep", sweep_ptx), ("step", step_ptx)):
-            f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
-            if dtype == "float32":
-                assert not f64, f"{name} {kind} float32 kernel uses float64: {f64[:3]}"
-            else:
-                assert f64, "the check must see float64 instructions in float64 kernels"
-        assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
-        if name in ("rmsprop-everything", "adam", "sgd"):
-            wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, pattern, 128, np.dtype(dtype))
-            wide_ptx = _ptx(wide, (*sweep_args, sweep_args[0]))
-            assert (".f64" in wide_ptx) == (dtype == "float64"), f"{name} wide {dtype}"
+    sweep_ptx, step_ptx = _kernel_ptx(opt, "float32")
+    for kind, ptx in (("sweep", sweep_ptx), ("step", step_ptx)):
+        f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
+        assert not f64, f"{name} {kind} float32 kernel uses float64: {f64[:3]}"
+    assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
+    if name in ("rmsprop-everything", "adam", "sgd"):
+        like, sweep_args, _ = _kernel_arguments(opt, "float32")
+        wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, cuda_backend._pattern(like), 128,
+                                                       np.dtype(np.float32))
+        assert ".f64" not in _ptx(wide, (*sweep_args, sweep_args[0])), f"{name} wide float32"
+
+
+# float64 once per rule, with the most state and coefficients: the check above must be able to fail
+# (it sees float64 instructions where there are some), and float64 state (two registers a value) must
+# stay in registers too
+@pytest.mark.parametrize("name", ["rmsprop-everything", "preset-mxnet", "momentum-mxnet-options-damped",
+                                  "adagrad-maximize-clipped", "preset-adam-torch", "preset-sgd-torch"])
+def test_float64_kernels_are_seen_to_use_float64_and_keep_their_state_in_registers(nvvm, hopper, name):
+    sweep_ptx, step_ptx = _kernel_ptx(OPTIMIZERS[name], "float64")
+    assert ".f64" in sweep_ptx and ".f64" in step_ptx, "the check must see float64 instructions in float64 kernels"
+    assert "ld.local" not in sweep_ptx, f"{name}: float64 sweep state spilled out of registers"
 
 
 def _train_arguments(opt, dtype, n=4, rows=10):

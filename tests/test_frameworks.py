@@ -277,6 +277,9 @@ SGD_ADAGRAD_TORCH_CASES = [
     ("SGD", rn.SGD.torch, dict(lr=0.05, weight_decay=0.1)),
     ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.9)),
     ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05)),
+    # dampening: torch's first step sets the buffer to g, the later ones add (1 - dampening) * g
+    ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.9, dampening=0.3, weight_decay=0.05)),
+    ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.5, dampening=1.0)),
     ("Adagrad", rn.Adagrad.torch, dict(lr=0.3)),
     ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, eps=1e-4, initial_accumulator_value=0.5, weight_decay=0.1)),
     # lr_decay: torch's lr / (1 + (t - 1) lr_decay) in float64 Python; rmsnum's denominator adds lr_decay per

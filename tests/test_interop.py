@@ -40,7 +40,8 @@ def check_both_ways(opt, full, make, from_framework, to_framework, dtype) -> Non
     for t in range(K):
         step(gradient(read(), t))
     state = from_framework(opt, handle)
-    assert state.t == K or opt.decays() is None  # a framework without a count where t does not matter
+    # a framework without a count where t does not matter; torch's SGD: 1 once its buffer exists
+    assert state.t == K or opt.decays() is None or isinstance(opt, rn.Momentum) and state.t == 1
     x = read()
     second = rmsnum_steps(opt, x, state, K, 2 * K)
     assert_same_trajectory(np.array(second), full[K + 1:], dtype)
@@ -66,6 +67,7 @@ TORCH_CASES = [
     ("AdamW", rn.AdamW.torch, dict(lr=0.05, weight_decay=0.3)),
     ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05)),
     ("SGD", rn.SGD.torch, dict(lr=0.05, maximize=True)),
+    ("SGD", rn.SGD.torch, dict(lr=0.02, momentum=0.9, dampening=0.3)),
     ("Adagrad", rn.Adagrad.torch, dict(lr=0.3, initial_accumulator_value=0.5, weight_decay=0.1, lr_decay=0.05)),
 ]
 
@@ -78,6 +80,32 @@ def test_torch_state_continues_in_rmsnum_and_back(name, preset, kwargs, dtype):
     check_both_ways(preset(**kwargs), torch_run(kwargs, dtype, name), torch_maker(name, kwargs),
                     lambda opt, h: interop.from_torch(opt, *h), lambda opt, st, h: interop.to_torch(opt, st, *h),
                     dtype)
+
+
+@FRAMEWORKS
+@BOTH
+def test_torch_sgd_state_before_the_first_step_leaves_dampening_to_torch(dtype):
+    torch = framework("torch")
+    kwargs = dict(lr=0.02, momentum=0.9, dampening=0.5)
+    opt = rn.SGD.torch(**kwargs)
+    p = torch.nn.Parameter(torch.tensor(X0.astype(dtype)))
+    topt = torch.optim.SGD([p], **kwargs)
+    assert interop.from_torch(opt, topt, p).t == 0  # no buffer yet: a fresh state
+    x = X0.astype(dtype)
+    state = opt.init(x)
+    bad = opt.init(x)
+    bad.m[...] = 1.0
+    with pytest.raises(ValueError, match="t = 0 and a momentum buffer that is not zero"):
+        interop.to_torch(opt, bad, topt, p)
+    interop.to_torch(opt, state, topt, p)
+    assert topt.state[p] == {}  # torch's next step is its first, undamped
+    for t in range(3):
+        g = gradient(x, t)
+        opt.step(x, g, state)
+        p.grad = torch.from_numpy(g.copy())
+        topt.step()
+        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-12 if dtype == np.float64 else 1e-6)
+    assert interop.from_torch(opt, topt, p).t == 1  # torch's SGD counts no steps: 1, "not the first"
 
 
 @FRAMEWORKS

@@ -99,7 +99,8 @@ def _sub(a, b):
 def _max(a, b):
     # ZERO in place of a running maximum that is not kept: max(ZERO, b) is b,
     # for the non-negative b the rules compare it with (see rmsnum.rules.adam).
-    if _is(a, 0) and isinstance(b, types.Number):
+    # max(ZERO, ZERO) is ZERO: a momentum's first-step term without dampening (rmsnum.rules.momentum).
+    if _is(a, 0) and (isinstance(b, types.Number) or _is(b, 0)):
         return lambda a, b: b
     # a clip without a lower limit: max(a, LOWEST) is a
     if isinstance(a, types.Number) and _is(b, -math.inf):

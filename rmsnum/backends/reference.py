@@ -85,9 +85,13 @@ def _sgd(opt, x, g, st, t) -> None:
 
 
 def _momentum(opt, x, g, st, t) -> None:
-    """The book's heavy ball, and torch's SGD with momentum (Nesterov: ``g + beta * m``)."""
+    """The book's heavy ball, and torch's SGD with momentum (Nesterov: ``g + beta * m``;
+    dampening from the second step on, the first setting the buffer to ``g``)."""
     g = _gradient(opt, x, g, clip_before_decay=True)
-    st.m[...] = opt.beta * st.m + g
+    if t == 1 or not opt.dampening:
+        st.m[...] = opt.beta * st.m + g
+    else:
+        st.m[...] = opt.beta * st.m + x.dtype.type(1 - opt.dampening) * g
     x -= opt.lr * (g + opt.beta * st.m if opt.nesterov else st.m)
 
 
