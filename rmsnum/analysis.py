@@ -787,7 +787,7 @@ def predicted_stable(res: SweepResult) -> np.ndarray:
     stable = np.empty(len(opts), bool)
     for k, opt in enumerate(opts):
         if (not isinstance(opt, RMSProp) or opt.gamma >= 1 or opt.nesterov or opt.weight_decay or opt.maximize
-                or opt.rescale_grad is not None or opt.clip_gradient or opt.clip_weights):
+                or opt.rescale_grad is not None or opt.clip_gradient or opt.clip_weights or opt.clip_norm):
             raise ValueError("the threshold covers RMSProp with gamma < 1, without Nesterov momentum, weight decay, "
                              f"maximize, rescaling or clipping; configuration {k} is {opt}")
         stable[k] = opt.lr < instability_threshold(res.objective, opt.eps, eps_in_sqrt=opt.eps_in_sqrt,

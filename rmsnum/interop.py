@@ -323,19 +323,25 @@ def to_optax(opt: Optimizer, state: OptimizerState, opt_state: Any) -> Any:
 # keras.optimizers class -> (the rmsnum preset it describes, rmsnum slot -> its list of variables)
 _KERAS: dict[str, tuple[Callable[[Any, float], Optimizer], dict[str, str]]] = {
     "RMSprop": (lambda k, lr: RMSProp.keras(learning_rate=lr, rho=k.rho, momentum=k.momentum, epsilon=k.epsilon,
-                                            centered=k.centered, weight_decay=k.weight_decay, clipvalue=k.clipvalue),
+                                            centered=k.centered, weight_decay=k.weight_decay, **_keras_clips(k)),
                 {"s": "_velocities", "m": "_momentums", "g_avg": "_average_gradients"}),
     "Adam": (lambda k, lr: Adam.keras(learning_rate=lr, beta_1=k.beta_1, beta_2=k.beta_2, epsilon=k.epsilon,
-                                      amsgrad=k.amsgrad, weight_decay=k.weight_decay, clipvalue=k.clipvalue),
+                                      amsgrad=k.amsgrad, weight_decay=k.weight_decay, **_keras_clips(k)),
              {"s": "_velocities", "m": "_momentums", "v_max": "_velocity_hats"}),
     "AdamW": (lambda k, lr: AdamW.keras(learning_rate=lr, weight_decay=k.weight_decay, beta_1=k.beta_1,
-                                        beta_2=k.beta_2, epsilon=k.epsilon, amsgrad=k.amsgrad, clipvalue=k.clipvalue),
+                                        beta_2=k.beta_2, epsilon=k.epsilon, amsgrad=k.amsgrad, **_keras_clips(k)),
               {"s": "_velocities", "m": "_momentums", "v_max": "_velocity_hats"}),
     "Adagrad": (lambda k, lr: Adagrad.keras(learning_rate=lr, initial_accumulator_value=k.initial_accumulator_value,
-                                            epsilon=k.epsilon, weight_decay=k.weight_decay, clipvalue=k.clipvalue),
+                                            epsilon=k.epsilon, weight_decay=k.weight_decay, **_keras_clips(k)),
                 {"s": "_accumulators"}),
 }
-_KERAS_UNEXPRESSED = ("clipnorm", "global_clipnorm", "use_ema", "gradient_accumulation_steps", "loss_scale_factor")
+def _keras_clips(keras_opt: Any) -> dict[str, Any]:
+    """The clip arguments of a Keras optimizer (``clipnorm`` and ``global_clipnorm``: one
+    array's norm, as rmsnum steps it; for several arrays, the ``norm`` of ``opt.step``)."""
+    return {name: getattr(keras_opt, name, None) for name in ("clipvalue", "clipnorm", "global_clipnorm")}
+
+
+_KERAS_UNEXPRESSED = ("use_ema", "gradient_accumulation_steps", "loss_scale_factor")
 
 
 def _keras_lists(opt: Optimizer, keras_opt: Any, variable: Any) -> tuple[dict[str, str], tuple, np.dtype]:
@@ -374,8 +380,8 @@ def from_keras(opt: Optimizer, keras_opt: Any, variable: Any) -> OptimizerState:
         The rmsnum optimizer equal to the Keras one (``rn.RMSProp.keras(...)``,
         ``rn.Adam.keras(...)``, ``rn.AdamW.keras(...)``, ``rn.Adagrad.keras(...)``).
     keras_opt : keras.optimizers.Optimizer
-        ``RMSprop``, ``Adam``, ``AdamW`` or ``Adagrad`` (``clipvalue`` included), without
-        ``clipnorm``, ``global_clipnorm``, EMA, gradient accumulation or a learning-rate schedule.
+        ``RMSprop``, ``Adam``, ``AdamW`` or ``Adagrad`` (``clipvalue``, ``clipnorm`` and
+        ``global_clipnorm`` included), without EMA, gradient accumulation or a learning-rate schedule.
     variable : keras.Variable
         One of the variables it steps (float32 or float64).
 

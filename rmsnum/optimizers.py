@@ -291,7 +291,7 @@ class Optimizer:
         if np.dtype(type(state.d1)) != dtype or np.dtype(type(state.d2)) != dtype:
             raise ValueError(f"state.d1 and state.d2 must be {dtype} scalars like x")
 
-    def step(self, x: np.ndarray, g: np.ndarray, state: OptimizerState) -> None:
+    def step(self, x: np.ndarray, g: np.ndarray, state: OptimizerState, *, norm: float | None = None) -> None:
         """Apply one update to ``x`` and ``state`` in place.
 
         Arrays of 2**16 elements or more are updated in parallel over elements
@@ -311,6 +311,12 @@ class Optimizer:
         state : OptimizerState
             From :meth:`init` of an optimizer with the same rule and slots (the
             hyperparameters may differ, so a schedule can swap optimizers).
+        norm : float, optional
+            The gradient's norm that ``clip_norm`` compares with: by default ``g``'s
+            own (Keras' ``clipnorm``). For Keras' ``global_clipnorm`` over several
+            arrays stepped together, pass their global norm, finite and >= 0,
+            e.g. ``math.sqrt(sum(float(np.vdot(g, g)) for g in grads))``. Unused
+            without ``clip_norm``.
 
         Raises
         ------
@@ -331,6 +337,8 @@ class Optimizer:
         """
         from .backends import base  # the one way to a backend (a lazy import: backends sit above optimizers)
 
+        if norm is not None:
+            norm = v.real("norm", norm, low=0.0)
         device = v.on_device(x)
         kernels = base.get("cuda" if device else "cpu", ("cpu", "cuda"), "a step")
         if device:
@@ -341,7 +349,10 @@ class Optimizer:
         debias = None if self._decays() is None else self._next_debias(state)
         one = x.dtype.type(1)
         r1, r2 = (ONE, ONE) if debias is None else (one / debias[0], one / debias[1])
-        kernels.step(self.rule, x, g, slots, r1, r2, self.coefficients(x.dtype))
+        c = self.coefficients(x.dtype)
+        if not isinstance(c[-1], Neutral):  # clip_norm: the gradient's scale for this step
+            c = rules.norm_clipped(c, kernels.squares(g) if norm is None else x.dtype.type(norm) ** 2)
+        kernels.step(self.rule, x, g, slots, r1, r2, c)
         if debias is not None:
             state.d1, state.d2 = debias
         state.t += 1
@@ -450,6 +461,25 @@ def _limits(clip: Any) -> tuple[Any, Any]:
     return (-clip, clip) if _on(clip) else (LOWEST, HIGHEST)
 
 
+def _norm_limit(clip_norm: Any) -> Any:
+    """The limit of the gradient's norm, or the neutral HIGHEST for 0 (off)."""
+    return clip_norm if _on(clip_norm) else HIGHEST
+
+
+def _keras_clips(clipvalue: Any, clipnorm: Any, global_clipnorm: Any) -> dict[str, float]:
+    """Keras' gradient clips as rmsnum's fields: at most one of them set (as Keras
+    requires); ``global_clipnorm`` clips one array's norm as ``clipnorm`` does (for
+    several arrays stepped together, :meth:`Optimizer.step` takes their norm)."""
+    given = {name: value for name, value in (("clipvalue", clipvalue), ("clipnorm", clipnorm),
+                                             ("global_clipnorm", global_clipnorm)) if value is not None}
+    if len(given) > 1:
+        raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set (as in Keras), got "
+                         + ", ".join(f"{name}={value}" for name, value in given.items()))
+    norm = clipnorm if clipnorm is not None else global_clipnorm
+    return dict(clip_gradient=_clip_argument("clipvalue", clipvalue),
+                clip_norm=_clip_argument("clipnorm" if clipnorm is not None else "global_clipnorm", norm))
+
+
 def _clip_argument(name: str, value: Any) -> float:
     """A framework's clip argument as rmsnum's field: None or a number <= 0 is 0, no
     clip (MXNet's ``clip_gradient=-1``; Keras clips only with ``clipvalue > 0``)."""
@@ -459,8 +489,8 @@ def _clip_argument(name: str, value: Any) -> float:
 
 
 # The bounds of the gradient's transformations that every rule shares: MXNet's rescale_grad and
-# clip_gradient (Keras' clipvalue).
-_GRADIENT_BOUNDS = dict(rescale_grad=_POSITIVE, clip_gradient=_NON_NEGATIVE)
+# clip_gradient (Keras' clipvalue), and Keras' clipnorm.
+_GRADIENT_BOUNDS = dict(rescale_grad=_POSITIVE, clip_gradient=_NON_NEGATIVE, clip_norm=_NON_NEGATIVE)
 
 
 def _momentum_slots(momentum: float) -> tuple[str, ...]:
@@ -527,6 +557,11 @@ class RMSProp(Optimizer):
     clip_weights : float, default 0.0
         Clip the parameters after each update to ``[-clip_weights, clip_weights]``
         (MXNet's ``clip_weights``), >= 0; 0 does not clip.
+    clip_norm : float, default 0.0
+        Scale the gradient, as given, by ``clip_norm / max(|g|, clip_norm)`` first, so
+        that its L2 norm over the array is at most ``clip_norm`` (Keras' ``clipnorm``,
+        and its ``global_clipnorm`` for one array; :meth:`step` takes the norm of
+        several arrays stepped together), >= 0; 0 does not clip.
     preset : str, optional
         Set by the preset constructors (``"d2l"``, ``"torch"``, ``"keras"``,
         ``"tf1"``, ``"optax"``, ``"mxnet"``, ``"tf_keras2"``): a label, not
@@ -566,6 +601,7 @@ class RMSProp(Optimizer):
     maximize: bool = False
     rescale_grad: float | None = None
     clip_gradient: float = 0.0
+    clip_norm: float = 0.0
     clip_weights: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
@@ -575,7 +611,8 @@ class RMSProp(Optimizer):
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "d2l": {},
         "torch": {"gamma": "alpha"},
-        "keras": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon", "clip_gradient": "clipvalue"},
+        "keras": {"lr": "learning_rate", "gamma": "rho", "eps": "epsilon", "clip_gradient": "clipvalue",
+                  "clip_norm": "clipnorm"},
         "tf1": {"lr": "learning_rate", "gamma": "decay", "eps": "epsilon"},
         "optax": {"lr": "learning_rate", "gamma": "decay", "initial_s": "initial_scale"},
         "mxnet": {"lr": "learning_rate", "gamma": "gamma1", "eps": "epsilon", "momentum": "gamma2",
@@ -625,6 +662,7 @@ class RMSProp(Optimizer):
             ONE if self.nesterov else ZERO,
             self.momentum if self.nesterov else ONE,
             *_limits(self.clip_weights),
+            _norm_limit(self.clip_norm),
         )
 
     def _bias_corrected(self) -> bool:
@@ -656,10 +694,12 @@ class RMSProp(Optimizer):
     @classmethod
     def keras(cls, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
               epsilon: float = 1e-7, centered: bool = False, weight_decay: float | None = None,
-              clipvalue: float | None = None) -> "RMSProp":
+              clipvalue: float | None = None, clipnorm: float | None = None,
+              global_clipnorm: float | None = None) -> "RMSProp":
         """Keras 3 ``keras.optimizers.RMSprop``: eps inside, lr inside the momentum
-        buffer, decoupled weight decay; ``clipvalue`` clips the gradient first (Keras'
-        base optimizer clips, then decays the weights, then updates).
+        buffer, decoupled weight decay; ``clipvalue``, ``clipnorm`` or ``global_clipnorm``
+        clips the gradient first (Keras' base optimizer clips, then decays the weights,
+        then updates; ``global_clipnorm`` over several arrays: the ``norm`` of :meth:`step`).
 
         >>> import numpy as np
         >>> opt = RMSProp.keras(learning_rate=0.1)
@@ -670,8 +710,8 @@ class RMSProp(Optimizer):
         """
         wd = 0.0 if weight_decay is None else weight_decay
         return cls(learning_rate, rho, epsilon, centered=centered, momentum=momentum, lr_in_momentum=True,
-                   weight_decay=wd, decoupled_weight_decay=True, clip_gradient=_clip_argument("clipvalue", clipvalue),
-                   preset="keras")
+                   weight_decay=wd, decoupled_weight_decay=True,
+                   **_keras_clips(clipvalue, clipnorm, global_clipnorm), preset="keras")
 
     @classmethod
     def tf1(cls, learning_rate: float, decay: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-10,
@@ -757,6 +797,11 @@ class SGD(Optimizer):
     clip_gradient : float, default 0.0
         Clip the rescaled gradient, before the weight decay, to ``[-clip_gradient,
         clip_gradient]`` (MXNet's ``clip_gradient``), >= 0; 0 does not clip.
+    clip_norm : float, default 0.0
+        Scale the gradient, as given, by ``clip_norm / max(|g|, clip_norm)`` first, so
+        that its L2 norm over the array is at most ``clip_norm`` (Keras' ``clipnorm``,
+        and its ``global_clipnorm`` for one array; :meth:`step` takes the norm of
+        several arrays stepped together), >= 0; 0 does not clip.
     preset : str, optional
         ``"torch"`` or ``"mxnet"`` when made by a preset: a label, not compared.
 
@@ -778,11 +823,12 @@ class SGD(Optimizer):
     maximize: bool = False
     rescale_grad: float | None = None
     clip_gradient: float = 0.0
+    clip_norm: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     def _coefficients(self) -> tuple[float | Neutral, ...]:
         return (_gscale(self), *_limits(self.clip_gradient), self.weight_decay if _on(self.weight_decay) else ZERO,
-                self.lr)
+                self.lr, _norm_limit(self.clip_norm))
 
     @classmethod
     def torch(cls, lr: float = 0.001, momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
@@ -857,6 +903,11 @@ class Momentum(Optimizer):
     clip_gradient : float, default 0.0
         Clip the rescaled gradient, before the weight decay, to ``[-clip_gradient,
         clip_gradient]`` (MXNet's ``clip_gradient``), >= 0; 0 does not clip.
+    clip_norm : float, default 0.0
+        Scale the gradient, as given, by ``clip_norm / max(|g|, clip_norm)`` first, so
+        that its L2 norm over the array is at most ``clip_norm`` (Keras' ``clipnorm``,
+        and its ``global_clipnorm`` for one array; :meth:`step` takes the norm of
+        several arrays stepped together), >= 0; 0 does not clip.
     preset : str, optional
         ``"torch"`` or ``"mxnet"`` when made by :meth:`SGD.torch` or :meth:`SGD.mxnet`:
         a label, not compared.
@@ -882,6 +933,7 @@ class Momentum(Optimizer):
     maximize: bool = False
     rescale_grad: float | None = None
     clip_gradient: float = 0.0
+    clip_norm: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -901,7 +953,8 @@ class Momentum(Optimizer):
         return (_gscale(self), *_limits(self.clip_gradient), self.weight_decay if _on(self.weight_decay) else ZERO,
                 self.lr, self.beta,
                 ONE if self.nesterov else ZERO, self.beta if self.nesterov else ONE,
-                self.dampening if damped else ZERO, 1.0 - self.dampening if damped else ONE)
+                self.dampening if damped else ZERO, 1.0 - self.dampening if damped else ONE,
+                _norm_limit(self.clip_norm))
 
 
 @dataclass(frozen=True)
@@ -937,6 +990,11 @@ class Adagrad(Optimizer):
     clip_gradient : float, default 0.0
         Clip the rescaled gradient, weight decay included, to ``[-clip_gradient,
         clip_gradient]`` (Keras' ``clipvalue``), >= 0; 0 does not clip.
+    clip_norm : float, default 0.0
+        Scale the gradient, as given, by ``clip_norm / max(|g|, clip_norm)`` first, so
+        that its L2 norm over the array is at most ``clip_norm`` (Keras' ``clipnorm``,
+        and its ``global_clipnorm`` for one array; :meth:`step` takes the norm of
+        several arrays stepped together), >= 0; 0 does not clip.
     preset : str, optional
         ``"torch"`` or ``"keras"`` when made by a preset: a label, not compared.
 
@@ -956,7 +1014,7 @@ class Adagrad(Optimizer):
     _preset_arguments: ClassVar[dict[str, dict[str, str]]] = {
         "torch": {"initial_s": "initial_accumulator_value"},
         "keras": {"lr": "learning_rate", "eps": "epsilon", "initial_s": "initial_accumulator_value",
-                  "clip_gradient": "clipvalue"},
+                  "clip_gradient": "clipvalue", "clip_norm": "clipnorm"},
     }
     lr: float
     eps: float = 1e-6
@@ -969,6 +1027,7 @@ class Adagrad(Optimizer):
     maximize: bool = False
     rescale_grad: float | None = None
     clip_gradient: float = 0.0
+    clip_norm: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     def _initial(self, slot: str) -> float:
@@ -993,6 +1052,7 @@ class Adagrad(Optimizer):
             self.lr,
             self.eps if self.eps_in_sqrt else ZERO,
             ZERO if self.eps_in_sqrt else self.eps,
+            _norm_limit(self.clip_norm),
         )
 
     @classmethod
@@ -1009,16 +1069,17 @@ class Adagrad(Optimizer):
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
-              weight_decay: float | None = None, clipvalue: float | None = None) -> "Adagrad":
+              weight_decay: float | None = None, clipvalue: float | None = None, clipnorm: float | None = None,
+              global_clipnorm: float | None = None) -> "Adagrad":
         """Keras 3 ``keras.optimizers.Adagrad``: eps inside the square root, the
-        accumulator starting at 0.1, decoupled weight decay, ``clipvalue`` first.
+        accumulator starting at 0.1, decoupled weight decay, a clip first (see :meth:`RMSProp.keras`).
 
         >>> Adagrad.keras(learning_rate=0.01).initial_s
         0.1
         """
         wd = 0.0 if weight_decay is None else weight_decay
         return cls(learning_rate, epsilon, initial_s=initial_accumulator_value, weight_decay=wd,
-                   decoupled_weight_decay=True, clip_gradient=_clip_argument("clipvalue", clipvalue), preset="keras")
+                   decoupled_weight_decay=True, **_keras_clips(clipvalue, clipnorm, global_clipnorm), preset="keras")
 
 
 @dataclass(frozen=True)
@@ -1058,6 +1119,11 @@ class Adam(Optimizer):
     clip_gradient : float, default 0.0
         Clip the rescaled gradient, weight decay included, to ``[-clip_gradient,
         clip_gradient]`` (MXNet's ``clip_gradient``, Keras' ``clipvalue``), >= 0; 0 does not clip.
+    clip_norm : float, default 0.0
+        Scale the gradient, as given, by ``clip_norm / max(|g|, clip_norm)`` first, so
+        that its L2 norm over the array is at most ``clip_norm`` (Keras' ``clipnorm``,
+        and its ``global_clipnorm`` for one array; :meth:`step` takes the norm of
+        several arrays stepped together), >= 0; 0 does not clip.
     preset : str, optional
         Set by the preset constructors (``"torch"``, ``"optax"``, ``"keras"``, ``"mxnet"``): a
         label, not compared, under whose argument names errors report the hyperparameters.
@@ -1081,7 +1147,7 @@ class Adam(Optimizer):
         "torch": {"beta1": "betas[0]", "beta2": "betas[1]"},
         "optax": {"lr": "learning_rate", "beta1": "b1", "beta2": "b2"},
         "keras": {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon",
-                  "clip_gradient": "clipvalue"},
+                  "clip_gradient": "clipvalue", "clip_norm": "clipnorm"},
         "mxnet": {"lr": "learning_rate", "eps": "epsilon", "weight_decay": "wd"},
     }
     lr: float
@@ -1096,6 +1162,7 @@ class Adam(Optimizer):
     maximize: bool = False
     rescale_grad: float | None = None
     clip_gradient: float = 0.0
+    clip_norm: float = 0.0
     preset: str | None = field(default=None, compare=False)
 
     @property
@@ -1117,6 +1184,7 @@ class Adam(Optimizer):
             1.0 - self.beta2,
             ZERO if self.eps_hat else self.eps,
             self.eps if self.eps_hat else ZERO,
+            _norm_limit(self.clip_norm),
         )
 
     @classmethod
@@ -1158,15 +1226,17 @@ class Adam(Optimizer):
 
     @classmethod
     def keras(cls, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-              amsgrad: bool = False, weight_decay: float | None = None, clipvalue: float | None = None) -> "Adam":
-        """Keras 3 ``keras.optimizers.Adam``: epsilon hat, decoupled weight decay, ``clipvalue`` first.
+              amsgrad: bool = False, weight_decay: float | None = None, clipvalue: float | None = None,
+              clipnorm: float | None = None, global_clipnorm: float | None = None) -> "Adam":
+        """Keras 3 ``keras.optimizers.Adam``: epsilon hat, decoupled weight decay, a clip
+        first (see :meth:`RMSProp.keras`).
 
         >>> Adam.keras().eps_hat
         True
         """
         wd = 0.0 if weight_decay is None else weight_decay
         return cls(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad, weight_decay=wd,
-                   decoupled_weight_decay=True, eps_hat=True, clip_gradient=_clip_argument("clipvalue", clipvalue),
+                   decoupled_weight_decay=True, eps_hat=True, **_keras_clips(clipvalue, clipnorm, global_clipnorm),
                    preset="keras")
 
 
@@ -1204,14 +1274,15 @@ class AdamW(Adam):
     @classmethod
     def keras(cls, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
               beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False,
-              clipvalue: float | None = None) -> "AdamW":
+              clipvalue: float | None = None, clipnorm: float | None = None,
+              global_clipnorm: float | None = None) -> "AdamW":
         """Keras 3 ``keras.optimizers.AdamW``, in its argument names and defaults.
 
         >>> AdamW.keras().weight_decay
         0.004
         """
         return cls(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad, weight_decay=weight_decay, eps_hat=True,
-                   clip_gradient=_clip_argument("clipvalue", clipvalue), preset="keras")
+                   **_keras_clips(clipvalue, clipnorm, global_clipnorm), preset="keras")
 
 
 def _pair(name: str, value: Any) -> tuple[Any, Any]:

@@ -37,6 +37,14 @@ variant, a block of configurations with different options runs through the
 same SIMD lanes or CUDA warp, and no literal constant appears (a literal
 would silently promote float32 arithmetic to float64 in Numba).
 
+The gradient's norm
+-------------------
+A clip of the gradient's norm (Keras' ``clipnorm``) needs the whole array, so no
+scalar rule can apply it: every rule's last coefficient, ``g_norm``, is the limit
+(HIGHEST when off), and the engines scale the rule's ``gscale`` by
+``g_norm / max(|g|, g_norm)`` once per step, before the element updates
+(:func:`norm_clipped`). The rules unpack it and leave it.
+
 Bias-correction denominators follow the recurrence
 ``d_t = beta * d_{t-1} + (1 - beta)`` with ``d_0 = 0`` (so ``d_t = 1 - beta**t``,
 the leaky average of ones); :func:`debias` advances it, and the caller passes
@@ -50,6 +58,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from ._neutral import Neutral
 
 RMSPROP_COEFFICIENTS = (
     "gscale",  # factor of g: MXNet's rescale_grad, negated to maximize (torch), or 1
@@ -69,6 +79,7 @@ RMSPROP_COEFFICIENTS = (
     "mu_out",  # mu for Nesterov momentum, else 1
     "x_lo",  # lower limit of the clipped parameter (MXNet's clip_weights), or -inf
     "x_hi",  # upper limit, or +inf
+    "g_norm",  # limit of the gradient's norm (Keras' clipnorm), or +inf: applied by the engines (see below)
 )
 
 
@@ -95,7 +106,8 @@ def rmsprop(x, g, s, m, g_avg, r1, r2, c):
     is ``x - (lr * g) / den``, the order of operations of Keras and of the
     book's from-scratch code.
     """
-    gscale, wd, g_lo, g_hi, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out, x_lo, x_hi = c
+    (gscale, wd, g_lo, g_hi, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out, x_lo, x_hi,
+     g_norm) = c
     g = min(max(gscale * g + wd * x, g_lo), g_hi)
     x = x - dwd * x
     s = gamma * s + omg * (g * g)
@@ -114,6 +126,7 @@ SGD_COEFFICIENTS = (
     "g_hi",  # upper limit, or +inf
     "wd",  # coupled weight decay
     "lr",
+    "g_norm",  # limit of the gradient's norm (Keras' clipnorm), or +inf: applied by the engines (see below)
 )
 
 
@@ -124,17 +137,18 @@ def sgd(x, g, r1, r2, c):
     before the weight decay as in MXNet's SGD. The book's rule is
     ``(ONE, LOWEST, HIGHEST, ZERO, lr)``.
     """
-    gscale, g_lo, g_hi, wd, lr = c
+    gscale, g_lo, g_hi, wd, lr, g_norm = c
     g = min(max(gscale * g, g_lo), g_hi) + wd * x
     return x - lr * g
 
 
-MOMENTUM_COEFFICIENTS = SGD_COEFFICIENTS + (
+MOMENTUM_COEFFICIENTS = SGD_COEFFICIENTS[:-1] + (
     "beta",  # momentum factor
     "nest",  # 1 for Nesterov momentum (torch's SGD(nesterov=True)), else 0
     "beta_out",  # beta for Nesterov momentum, else 1
     "damp",  # torch's dampening, or 0
     "omd",  # 1 - dampening, or 1
+    "g_norm",
 )
 
 
@@ -158,7 +172,7 @@ def momentum(x, g, m, r1, r2, c):
     first step and exactly 0 after (``w = omd + damp``, which rounds to exactly 1
     for ``damp`` in [0, 1]). Without, ``damp`` is ZERO and that term compiles to nothing.
     """
-    gscale, g_lo, g_hi, wd, lr, beta, nest, beta_out, damp, omd = c
+    gscale, g_lo, g_hi, wd, lr, beta, nest, beta_out, damp, omd, g_norm = c
     g = min(max(gscale * g, g_lo), g_hi) + wd * x
     m = beta * m + (omd + max(damp - damp, damp * r1 + damp * r1 - damp * r2)) * g
     return x - lr * (nest * g + beta_out * m), m
@@ -173,6 +187,7 @@ ADAGRAD_COEFFICIENTS = (
     "lr",
     "eps_in",  # eps under the square root (the book, Keras), or 0
     "eps_out",  # eps after the square root (torch), or 0
+    "g_norm",  # limit of the gradient's norm (Keras' clipnorm), or +inf: applied by the engines (see below)
 )
 
 
@@ -188,7 +203,7 @@ def adagrad(x, g, s, r1, r2, c):
     ``r1`` is 1, or with torch's ``lr_decay`` ``1 / (1 + (t - 1) * lr_decay)``: the
     optimizer's decays ``(1, lr_decay, 0, 1)`` from ``d = 1 - lr_decay`` advance it.
     """
-    gscale, wd, g_lo, g_hi, dwd, lr, eps_in, eps_out = c
+    gscale, wd, g_lo, g_hi, dwd, lr, eps_in, eps_out, g_norm = c
     g = min(max(gscale * g + wd * x, g_lo), g_hi)
     x = x - dwd * x
     s = s + g * g
@@ -208,6 +223,7 @@ ADAM_COEFFICIENTS = (
     "omb2",  # 1 - beta2
     "eps",  # added to sqrt(s * r2) (torch), or 0
     "eps_hat",  # added to sqrt(s) before the bias correction (Keras, TF: the paper's epsilon hat), or 0
+    "g_norm",  # limit of the gradient's norm (Keras' clipnorm), or +inf: applied by the engines (see below)
 )
 
 
@@ -226,7 +242,7 @@ def adam(x, g, s, m, v_max, r1, r2, c):
     Without AMSGrad the slot ``v_max`` has no array: it comes in as ``ZERO``
     and ``max(ZERO, s)`` is ``s`` (s >= 0), so the update divides by ``s``.
     """
-    gscale, wd, g_lo, g_hi, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat = c
+    gscale, wd, g_lo, g_hi, keep, lr, beta1, omb1, beta2, omb2, eps, eps_hat, g_norm = c
     g = min(max(gscale * g + wd * x, g_lo), g_hi)
     x = keep * x
     m = beta1 * m + omb1 * g
@@ -244,7 +260,7 @@ def adam(x, g, s, m, v_max, r1, r2, c):
 
 def _rmsprop_step_size(slots, r1, r2, c):
     (gscale, wd, g_lo, g_hi, dwd, gamma, omg, omg_c, eps_in, eps_out, mu, c_in, c_out, nest, mu_out,
-     x_lo, x_hi) = (float(v) for v in c)
+     x_lo, x_hi, g_norm) = (float(v) for v in c)
     s, a = slots["s"], slots["g_avg"]
     dt = s.dtype.type
     var = s * dt(r1)
@@ -255,7 +271,7 @@ def _rmsprop_step_size(slots, r1, r2, c):
 
 
 def _adagrad_step_size(slots, r1, r2, c):
-    gscale, wd, g_lo, g_hi, dwd, lr, eps_in, eps_out = (float(v) for v in c)
+    gscale, wd, g_lo, g_hi, dwd, lr, eps_in, eps_out, g_norm = (float(v) for v in c)
     s = slots["s"]
     dt = s.dtype.type
     return lr * float(r1) / (np.sqrt(s + dt(eps_in)) + dt(eps_out)).astype(np.float64)
@@ -313,7 +329,7 @@ class Rule:
     decays: tuple[str, ...]
     step_size: Callable
     zero_slots: tuple[str, ...] = ()
-    specialised: tuple[str, ...] = ("gscale", "g_lo", "g_hi")
+    specialised: tuple[str, ...] = ("gscale", "g_lo", "g_hi", "g_norm")
 
     @property
     def name(self) -> str:
@@ -323,10 +339,10 @@ class Rule:
 
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in (
     Rule(rmsprop, ("s", "m", "g_avg"), RMSPROP_COEFFICIENTS, ("gamma", "omg", "gamma", "omg"), _rmsprop_step_size,
-         zero_slots=("m", "g_avg"), specialised=("gscale", "g_lo", "g_hi", "x_lo", "x_hi")),
+         zero_slots=("m", "g_avg"), specialised=("gscale", "g_lo", "g_hi", "x_lo", "x_hi", "g_norm")),
     Rule(sgd, (), SGD_COEFFICIENTS, (), _lr_step_size),
     Rule(momentum, ("m",), MOMENTUM_COEFFICIENTS, (), _lr_step_size,
-         specialised=("gscale", "g_lo", "g_hi", "damp", "omd")),
+         specialised=("gscale", "g_lo", "g_hi", "damp", "omd", "g_norm")),
     Rule(adagrad, ("s",), ADAGRAD_COEFFICIENTS, (), _adagrad_step_size),
     Rule(adam, ("s", "m", "v_max"), ADAM_COEFFICIENTS, ("beta1", "omb1", "beta2", "omb2"), _adam_step_size),
 )}
@@ -343,6 +359,23 @@ def lookup(update: Callable) -> Rule:
     if rule is None or rule.update is not update:
         raise ValueError(f"{update!r} is not a rule of rmsnum.rules.REGISTRY (rules: {', '.join(REGISTRY)})")
     return rule
+
+
+def norm_clipped(c, squares):
+    """The coefficients ``c`` of a rule for a gradient whose squares sum to ``squares``:
+    the gradient's scale ``c[0]`` times ``limit / max(sqrt(squares), limit)``, with
+    ``limit = c[-1]`` (``g_norm``), so that the rule's ``gscale * g`` has norm <= limit
+    (``|gscale|`` times); ``c`` itself when ``g_norm`` is HIGHEST (no clip). The
+    engines call it once per step and configuration, before the element updates.
+
+    >>> from rmsnum._neutral import ONE, HIGHEST
+    >>> norm_clipped((ONE, 2.0), 16.0), norm_clipped((ONE, 2.0), 1.0), norm_clipped((ONE, HIGHEST), 16.0)
+    ((0.5, 2.0), (1.0, 2.0), (ONE, HIGHEST))
+    """
+    limit = c[-1]
+    if isinstance(limit, Neutral):
+        return c
+    return (c[0] * (limit / max(math.sqrt(squares), limit)),) + c[1:]
 
 
 def debias(d, beta, one_minus_beta):

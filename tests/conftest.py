@@ -29,7 +29,8 @@ OPTIMIZERS = {
                                      weight_decay=0.05, initial_s=0.5),
     "preset-d2l": rn.RMSProp.d2l(lr=0.05),
     "preset-torch": rn.RMSProp.torch(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
-    "preset-keras": rn.RMSProp.keras(learning_rate=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    "preset-keras": rn.RMSProp.keras(learning_rate=0.01, momentum=0.9, centered=True, weight_decay=0.01,
+                                     clipnorm=2.0),  # the gradient's norm clipped while it is large
     "preset-tf1": rn.RMSProp.tf1(0.01, momentum=0.5, epsilon=0.0),  # TF1 allows eps = 0: s starts at 1
     # (Centered with bias correction and s0 = 0 has s_hat - g_avg_hat**2 = 0 exactly at t = 1: the
     # first step divides by sqrt(rounding + eps), which no tolerance can compare; "rmsprop-everything"
@@ -50,8 +51,8 @@ OPTIMIZERS = {
     "preset-adagrad-torch": rn.Adagrad.torch(lr=0.3, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1),
     "preset-adagrad-keras": rn.Adagrad.keras(learning_rate=0.3, weight_decay=0.01),
     # the gradient's rarely-on transformations, one row per rule that has no other (each such row is a
-    # kernel of its own): a negative scale (maximize) and a clip
-    "adagrad-maximize-clipped": rn.Adagrad(lr=0.3, maximize=True, clip_gradient=0.5),
+    # kernel of its own): a negative scale (maximize), a clip and a clip of the norm
+    "adagrad-maximize-clipped": rn.Adagrad(lr=0.3, maximize=True, clip_gradient=0.5, clip_norm=1.0),
     "adam": rn.Adam(lr=0.05),
     "adam-amsgrad": rn.Adam(lr=0.05, amsgrad=True),
     "preset-adam-torch": rn.Adam.torch(lr=0.05, weight_decay=0.1, amsgrad=True),

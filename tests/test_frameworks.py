@@ -200,6 +200,11 @@ KERAS_CASES = [
     dict(learning_rate=0.02, centered=True),
     dict(learning_rate=0.02, weight_decay=0.1),
     dict(learning_rate=0.01, rho=0.95, momentum=0.8, centered=True, weight_decay=0.05),
+    # the norm clips: the gradient's norm is ~10 at first and ~2.5 (the noise) later, so that the clip is on,
+    # then now and then; Keras forms g * clipnorm / max(|g|, clipnorm), rmsnum g * (clipnorm / max(...)):
+    # one rounding apart
+    dict(learning_rate=0.02, momentum=0.5, clipnorm=3.0),
+    dict(learning_rate=0.02, centered=True, weight_decay=0.05, global_clipnorm=2.0),
 ]
 OPTAX_CASES = [
     dict(learning_rate=0.02),
@@ -290,6 +295,8 @@ ADAGRAD_KERAS_CASES = [
     dict(learning_rate=0.3),
     dict(learning_rate=0.3, clipvalue=0.5),
     dict(learning_rate=0.3, initial_accumulator_value=0.0, epsilon=1e-3, weight_decay=0.1),
+    dict(learning_rate=0.3, clipnorm=3.0),
+    dict(learning_rate=0.3, weight_decay=0.1, global_clipnorm=2.0),
 ]
 ADAM_OPTAX_CASES = [
     dict(learning_rate=0.05),
@@ -301,6 +308,8 @@ ADAM_KERAS_CASES = [
     ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3, amsgrad=True)),
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05, clipvalue=0.5)),
     ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3, clipvalue=1.0)),
+    ("Adam", rn.Adam.keras, dict(learning_rate=0.05, amsgrad=True, clipnorm=3.0)),
+    ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3, global_clipnorm=2.0)),
 ]
 
 

@@ -267,8 +267,11 @@ def test_keras_mismatches_are_refused():
             interop.from_keras(opt, kopt, keras.Variable(np.zeros(6, np.float32)))
         with pytest.raises(ValueError, match="not opt"):  # Keras' clipvalue is an option too
             interop.from_keras(opt, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.9, clipvalue=1.0), var)
-        with pytest.raises(ValueError, match="keras_opt sets clipnorm"):
-            interop.from_keras(opt, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.9, clipnorm=1.0), var)
+        for clip in ("clipnorm", "global_clipnorm"):  # and so are its norm clips
+            with pytest.raises(ValueError, match="not opt"):
+                interop.from_keras(opt, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.9, **{clip: 1.0}), var)
+        with pytest.raises(ValueError, match="keras_opt sets use_ema"):
+            interop.from_keras(opt, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.9, use_ema=True), var)
         with pytest.raises(TypeError, match="keras_opt must be a keras.optimizers optimizer"):
             interop.from_keras(opt, keras.optimizers.Lion(), var)
         with pytest.raises(ValueError, match="dtype float32"):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import rmsnum as rn
+from rmsnum._neutral import HIGHEST
 from oracle import reference_step  # noqa: E402 (tests/ is on sys.path)
 
 BAD_HYPERPARAMETERS = [
@@ -49,6 +50,12 @@ BAD_HYPERPARAMETERS = [
     (rn.SGD.torch, dict(lr=0.1, dampening=1.5), ValueError, r"dampening must be in \[0, 1\]"),
     (rn.SGD.torch, dict(lr=0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
     (rn.Momentum, dict(lr=0.1, dampening=-0.5), ValueError, r"dampening must be in \[0, 1\]"),
+    (rn.RMSProp, dict(lr=0.1, clip_norm=-1.0), ValueError, "clip_norm"),
+    (rn.Adam, dict(lr=0.1, clip_norm="1"), TypeError, "clip_norm"),
+    (rn.RMSProp.keras, dict(clipnorm="1"), TypeError, "clipnorm"),
+    (rn.Adam.keras, dict(global_clipnorm=float("inf")), ValueError, "global_clipnorm"),
+    (rn.Adagrad.keras, dict(clipvalue=0.5, clipnorm=1.0), ValueError, "only one of clipnorm, clipvalue and global"),
+    (rn.AdamW.keras, dict(clipnorm=1.0, global_clipnorm=1.0), ValueError, "only one of clipnorm"),
     (rn.Momentum, dict(lr=0.1, dampening="0"), TypeError, "dampening"),
     (rn.Momentum, dict(lr=0.1, dampening=0.5, nesterov=True), ValueError, r"nesterov=True needs dampening=0"),
     (rn.SGD.torch, dict(lr=0.1, momentum=1.0), ValueError, "momentum"),
@@ -71,6 +78,50 @@ def test_framework_clip_arguments_off_as_the_frameworks_mean_it():
         assert rn.RMSProp.mxnet(clip_gradient=off, clip_weights=off) == rn.RMSProp.mxnet()
         assert rn.Adam.keras(clipvalue=off).clip_gradient == 0.0
     assert rn.Adam.keras(clipvalue=0.5).clip_gradient == 0.5
+    for off in (None, 0.0, -1.0):
+        assert rn.RMSProp.keras(clipnorm=off) == rn.RMSProp.keras(global_clipnorm=off) == rn.RMSProp.keras()
+    assert rn.RMSProp.keras(global_clipnorm=2.0) == rn.RMSProp.keras(clipnorm=2.0)  # for one array
+    assert rn.RMSProp(lr=0.1).coefficients()[-1] is HIGHEST
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_clip_norm_scales_the_gradient_to_the_norm_and_steps_arrays_by_their_global_norm(dtype):
+    """Keras' clipnorm: g * c / max(|g|, c); global_clipnorm over several arrays: their joint norm,
+    so that two arrays stepped with it equal one array holding both."""
+    opt = rn.Adam.keras(learning_rate=0.1, global_clipnorm=1.0)
+    plain = rn.Adam.keras(learning_rate=0.1)
+    g = np.array([3.0, -4.0, 12.0], dtype)  # norm 13: clipped to 1
+    x, y = np.ones(3, dtype), np.ones(3, dtype)
+    opt.step(x, g, opt.init(x))
+    plain.step(y, g / dtype(13.0), plain.init(y))
+    np.testing.assert_allclose(x, y, rtol=1e-12 if dtype == np.float64 else 1e-6)
+    small = np.array([0.3, -0.4, 0.0], dtype)  # norm 0.5: left as it is
+    x, y = np.ones(3, dtype), np.ones(3, dtype)
+    opt.step(x, small, opt.init(x))
+    plain.step(y, small, plain.init(y))
+    np.testing.assert_array_equal(x, y)
+    whole, parts = np.linspace(-2.0, 3.0, 7).astype(dtype), np.linspace(-2.0, 3.0, 7).astype(dtype)
+    state = opt.init(whole)
+    a, b = parts[:3].copy(), parts[3:].copy()
+    sa, sb = opt.init(a), opt.init(b)
+    for _ in range(5):
+        opt.step(whole, 2 * whole, state)
+        ga, gb = 2 * a, 2 * b
+        norm = math.sqrt(float(np.vdot(ga, ga)) + float(np.vdot(gb, gb)))
+        opt.step(a, ga, sa, norm=norm)
+        opt.step(b, gb, sb, norm=norm)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12 if dtype == np.float64 else 1e-6)
+
+
+def test_step_norm_must_be_a_finite_non_negative_number():
+    opt = rn.RMSProp.keras(learning_rate=0.1, clipnorm=1.0)
+    x = np.ones(2)
+    state = opt.init(x)
+    for bad, error in ((-1.0, ValueError), (math.inf, ValueError), ("1", TypeError)):
+        with pytest.raises(error, match="norm"):
+            opt.step(x, x.copy(), state, norm=bad)
+    np.testing.assert_array_equal(x, 1.0)
+    assert state.t == 0
     assert rn.RMSProp.mxnet().coefficients()[2:4] == rn.RMSProp(lr=0.1).coefficients()[2:4]  # LOWEST, HIGHEST
 
 

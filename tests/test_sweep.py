@@ -430,6 +430,7 @@ FRAMEWORK_OPTION_AXES = [
     (rn.RMSProp.tf1, {"epsilon": [0.0, 1e-10], "centered": [False, True]}, {"learning_rate": 0.05}),
     (rn.RMSProp.mxnet, {"clip_gradient": [0.0, 0.05], "clip_weights": [0.0, 0.9]}, {"learning_rate": 0.05, "wd": 0.1}),
     (rn.Adam.keras, {"clipvalue": [0.0, 0.05], "amsgrad": [False, True]}, {"learning_rate": 0.05}),
+    (rn.RMSProp.keras, {"clipnorm": [0.0, 0.5], "momentum": [0.0, 0.5]}, {"learning_rate": 0.05}),
     (rn.SGD.mxnet, {"rescale_grad": [0.5, 2.0], "clip_gradient": [0.0, 0.05]}, {"momentum": 0.9, "learning_rate": 0.05}),
     (rn.Adam.mxnet, {"rescale_grad": [0.5, 2.0], "clip_gradient": [0.0, 0.05]}, {"learning_rate": 0.05, "wd": 0.1}),
 ]

@@ -15,12 +15,14 @@ helpers below are generated for each tuple type.
 from __future__ import annotations
 
 import functools
+import math
 import types
 
 import numba
 from numba.extending import overload
 
 from .._neutral import ZERO, Neutral
+from ..rules import norm_clipped
 from ._neutral_types import NeutralType
 
 
@@ -158,6 +160,42 @@ def _gather_impl(C, j, like):
     namespace: dict = {}
     exec(f"def gather(C, j, like):\n    return ({', '.join(items)},)\n", namespace)
     return namespace["gather"]
+
+
+def _squares(g, j, n, c):
+    """The sum of ``g[i, j]**2`` over the n coordinates of lane j, in order, when the
+    coefficients ``c`` clip the gradient's norm (its last, ``g_norm``, is a number);
+    else nothing is computed and ``c``'s HIGHEST is returned (see :func:`rmsnum.rules.norm_clipped`)."""
+    if isinstance(c[-1], Neutral):
+        return c[-1]
+    total = g[0, j] * g[0, j]
+    for i in range(1, n):
+        total += g[i, j] * g[i, j]
+    return total
+
+
+@overload(_squares)
+def _squares_impl(g, j, n, c):
+    if isinstance(c.types[-1], NeutralType):
+        return lambda g, j, n, c: c[-1]
+
+    def squares(g, j, n, c):
+        total = g[0, j] * g[0, j]
+        for i in range(1, n):
+            total += g[i, j] * g[i, j]
+        return total
+    return squares
+
+
+@overload(norm_clipped)  # rmsnum.rules.norm_clipped, compiled: nothing at all when off
+def _norm_clipped_impl(c, squares):
+    if isinstance(c.types[-1], NeutralType):
+        return lambda c, squares: c
+
+    def clipped(c, squares):
+        limit = c[-1]
+        return (c[0] * (limit / max(math.sqrt(squares), limit)),) + c[1:]
+    return clipped
 
 
 def _row(A, x, i, j, n):

@@ -75,6 +75,10 @@ class Backend(Protocol):
         """One in-place update of ``x`` and the slots ``S`` (arrays of x's shape, or None),
         the ``t``-th update, with the bias-correction factors ``r1``, ``r2``."""
 
+    def squares(self, g: Any) -> Any:
+        """The sum of the squares of ``g``'s elements, a scalar of its dtype (for a step's
+        clip of the gradient's norm, Keras' ``clipnorm``)."""
+
     def run_objective(self, rule: Callable, functions: tuple | None, x: np.ndarray, S: tuple, d: Any, dec: Any,
                       C: np.ndarray, like: tuple, P: tuple, sigma: float, seeds: Any, fstar: float, tol: np.ndarray,
                       steps: int, every: int, loss_rec: Any, x_rec: Any, final_loss: np.ndarray,

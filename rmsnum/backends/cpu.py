@@ -57,8 +57,8 @@ from . import _cache
 from .._neutral import ONE, Neutral
 from ._compile import compile_plain, rebind
 from .base import done, host_kernel_form, in_order, nothing_missing, nothing_required
-from ._parts import (_full_loss, _gather, _get, _objective_value, _quadratic_value, _slots_at, _zero_slots,
-                     element_update)
+from ._parts import (_full_loss, _gather, _get, _objective_value, _quadratic_value, _slots_at, _squares,
+                     _zero_slots, element_update, norm_clipped)
 
 _cache.install()
 
@@ -107,7 +107,7 @@ def _advance(x, g, S, d, dec, C, like, r1, r2, one):
             r1[j] = one / d[0, j]
             r2[j] = one / d[1, j]
     for j in range(w):
-        c = _gather(C, j, like)
+        c = norm_clipped(_gather(C, j, like), _squares(g, j, n, like))  # Keras' clipnorm, if on
         for i in range(n):
             if d is None:
                 _update(x, g, (i, j), S, ONE, ONE, c)  # noqa: F821 - bound per rule
@@ -477,6 +477,12 @@ _STEP_ENTRIES: dict[tuple, Callable] = {}
 def _type_key(value) -> object:
     """What decides a scalar argument's Numba type: the neutral itself, or the scalar's class."""
     return repr(value) if isinstance(value, Neutral) else type(value)
+
+
+def squares(g: np.ndarray) -> np.floating:
+    """The sum of the squares of ``g``'s elements, in its dtype (a C-contiguous array)."""
+    flat = g.reshape(-1)
+    return g.dtype.type(np.dot(flat, flat))
 
 
 def step(rule: Callable, x: np.ndarray, g: np.ndarray, S: tuple, r1, r2, c: tuple, *, hyper: Any = None,

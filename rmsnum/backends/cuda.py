@@ -51,8 +51,8 @@ from .._neutral import ONE, Neutral
 from .._validation import on_device
 from ..objectives import Objective, _kind, _source
 from ._compile import compile_plain, rebind
-from ._parts import (_copy_slots, _full_loss, _gather, _get, _objective_value, _quadratic_value, _row, _store, _views,
-                     element_update)
+from ._parts import (_copy_slots, _full_loss, _gather, _get, _objective_value, _quadratic_value, _row, _squares,
+                     _store, _views, element_update, norm_clipped)
 
 from .._config import STEP_BLOCKS, THREADS_PER_BLOCK, WIDE_DIM
 
@@ -179,16 +179,17 @@ def _lane_advance(x, g, S, c, d, bias, one, n):
     <- the rule applied with gradient ``g`` (n, 1) and coefficients ``c``; the
     bias denominators of ``bias`` (see :func:`_lane_bias`) advance first unless
     ``d`` is None. Returns ``bias`` advanced."""
+    ct = norm_clipped(c, _squares(g, 0, n, c))  # Keras' clipnorm, if on
     if d is None:
         for i in range(n):
-            _update(x, g, (i, 0), S, ONE, ONE, c)  # noqa: F821 - bound per rule
+            _update(x, g, (i, 0), S, ONE, ONE, ct)  # noqa: F821 - bound per rule
         return bias
     d1 = _debias(bias[0], bias[2], bias[3])  # noqa: F821 - bound per rule
     d2 = _debias(bias[1], bias[4], bias[5])  # noqa: F821
     r1 = one / d1
     r2 = one / d2
     for i in range(n):
-        _update(x, g, (i, 0), S, r1, r2, c)  # noqa: F821
+        _update(x, g, (i, 0), S, r1, r2, ct)  # noqa: F821
     return (d1, d2, bias[2], bias[3], bias[4], bias[5])
 
 
@@ -398,22 +399,79 @@ def _run_quadratic_wide_template(x, S, d, dec, C, P, one, half, sigma, seeds, fs
         if seeds is not None:
             for i in range(tid, n, THREADS):  # noqa: F821
                 gb[i, j] = gb[i, j] + sigma * DTYPE(_gaussian(seeds[blk, j], 0, t, i))  # noqa: F821
+        ct = _wide_norm_clipped(c, gb, j, n, tid, quad)  # noqa: F821 - Keras' clipnorm, bound per instance
         if d is None:
             for i in range(tid, n, THREADS):  # noqa: F821
-                _update(x, g, (blk, i, j), S, ONE, ONE, c)  # noqa: F821
+                _update(x, g, (blk, i, j), S, ONE, ONE, ct)  # noqa: F821
         else:
             d1 = _debias(d1, b1, omb1)
             d2 = _debias(d2, b2, omb2)
             r1 = one / d1
             r2 = one / d2
             for i in range(tid, n, THREADS):  # noqa: F821
-                _update(x, g, (blk, i, j), S, r1, r2, c)  # noqa: F821
+                _update(x, g, (blk, i, j), S, r1, r2, ct)  # noqa: F821
         cuda.syncthreads()  # every coordinate is updated before the next gradient reads it
     if tid == 0:
         final_loss[blk, j] = value
         diverged[blk, j] = div
         _store(d, (blk, 0, j), d1)
         _store(d, (blk, 1, j), d2)
+
+
+def _wide_unclipped(c, g, j, n, tid, scratch):
+    """No clip of the gradient's norm: the coefficients as they are."""
+    return c
+
+
+def _wide_clipped(c, g, j, n, tid, scratch):
+    """``c`` for the gradient ``g[:, j]`` clipped to the norm ``c[-1]`` (see
+    :func:`rmsnum.rules.norm_clipped`), its squares summed by the block's
+    THREADS threads in a tree over the shared ``scratch``, as the value is."""
+    total = c[-1] - c[-1]
+    for i in range(tid, n, THREADS):  # noqa: F821
+        total += g[i, j] * g[i, j]
+    cuda.syncthreads()  # every thread has read the value from scratch
+    scratch[tid] = total
+    cuda.syncthreads()
+    half_width = THREADS // 2  # noqa: F821
+    while half_width > 0:
+        if tid < half_width:
+            scratch[tid] += scratch[tid + half_width]
+        cuda.syncthreads()
+        half_width //= 2
+    return norm_clipped(c, scratch[0])
+
+
+def _squares_template(g, out):
+    """``out[0]`` <- the sum of the squares of ``g`` (1-D), by one block of
+    THREADS_PER_BLOCK threads: strided partial sums, then a tree (the same order on every call)."""
+    scratch = cuda.shared.array(THREADS_PER_BLOCK, DTYPE)  # noqa: F821 - bound per instance
+    tid = cuda.threadIdx.x
+    total = DTYPE(0)  # noqa: F821
+    for i in range(tid, g.size, THREADS_PER_BLOCK):
+        total += g[i] * g[i]
+    scratch[tid] = total
+    cuda.syncthreads()
+    half_width = THREADS_PER_BLOCK // 2
+    while half_width > 0:
+        if tid < half_width:
+            scratch[tid] += scratch[tid + half_width]
+        cuda.syncthreads()
+        half_width //= 2
+    if tid == 0:
+        out[0] = scratch[0]
+
+
+@functools.cache
+def _squares_kernel(dtype: np.dtype) -> Callable:
+    return cuda.jit(rebind(_squares_template, DTYPE=dtype.type))
+
+
+def squares(g) -> np.floating:
+    """The sum of the squares of the device array ``g``'s elements, in its dtype."""
+    out = cuda.device_array(1, g.dtype)
+    _squares_kernel(g.dtype)[1, THREADS_PER_BLOCK](g.reshape(g.size), out)
+    return g.dtype.type(out.copy_to_host()[0])
 
 
 @functools.cache
@@ -447,7 +505,9 @@ def _train_kernel(rule: Callable, pattern: tuple, dim: int, dtype: np.dtype) -> 
 @functools.cache
 def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dtype: np.dtype) -> Callable:
     parts = _device_parts(rule)
-    fn = rebind(_run_quadratic_wide_template, LIKE=pattern, THREADS=threads, DTYPE=dtype.type, **parts)
+    clip = _wide_unclipped if isinstance(pattern[-1], Neutral) else _wide_clipped
+    fn = rebind(_run_quadratic_wide_template, LIKE=pattern, THREADS=threads, DTYPE=dtype.type,
+                _wide_norm_clipped=_device(rebind(clip, THREADS=threads)), **parts)
     return cuda.jit(fn)
 
 

@@ -31,6 +31,12 @@ NAME = "reference"
 # The parts of the interface (rmsnum.backends.base.Backend) shared by the host backends.
 missing, require, kernel_form, pipeline = nothing_missing, nothing_required, host_kernel_form, in_order
 
+
+def squares(g: np.ndarray) -> np.floating:
+    """The sum of the squares of ``g``'s elements, in its dtype."""
+    return g.dtype.type(np.sum(g * g))
+
+
 def _rmsprop(opt, x, g, st, t: int) -> None:
     lr, gamma, eps = opt.lr, opt.gamma, opt.eps
     g = _gradient(opt, x, g)
@@ -62,10 +68,14 @@ def _rmsprop(opt, x, g, st, t: int) -> None:
 
 
 def _gradient(opt, x, g, clip_before_decay: bool = False):
-    """The gradient the update sees: its sign flipped to maximize (torch), scaled by
+    """The gradient the update sees: scaled to a norm of at most clip_norm (Keras'
+    clipnorm), its sign flipped to maximize (torch), scaled by
     MXNet's ``rescale_grad``, coupled weight decay added, and clipped to
     ``[-clip_gradient, clip_gradient]`` (MXNet, Keras' clipvalue): after the decay
     as MXNet's adaptive kernels, before it as its SGD (``clip_before_decay``)."""
+    if opt.clip_norm:  # Keras' clipnorm, on the gradient as given: g * clipnorm / max(|g|, clipnorm)
+        limit = x.dtype.type(opt.clip_norm)
+        g = g * limit / max(np.sqrt(squares(g)), limit)
     if opt.maximize:
         g = -g
     if opt.rescale_grad is not None:
