@@ -67,11 +67,17 @@ class Neutral:
     __rmul__ = __mul__
 
     def __add__(self, other: Any) -> Any:
-        if self.value != 0:
-            return NotImplemented
+        if self.value != 0:  # ONE + ZERO is ONE (between two Neutrals Python tries no reflected operator)
+            return self if isinstance(other, Neutral) and other.value == 0 else NotImplemented
         return other
 
     __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        # ZERO - ZERO is ZERO (Python tries no reflected operator between two Neutrals)
+        if self.value == 0 and isinstance(other, Neutral) and other.value == 0:
+            return self
+        return NotImplemented
 
     def __rsub__(self, other: Any) -> Any:
         if self.value != 0:

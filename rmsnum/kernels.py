@@ -22,7 +22,11 @@ Two ways to call a rule:
   off are the neutral ``ZERO``/``ONE`` (and ``LOWEST``/``HIGHEST`` for a
   clip's limits) and cost nothing; pass ``ZERO`` for a slot the optimizer does
   not keep (``opt.slots``). A CUDA kernel takes its arguments as numbers: pass
-  ``numeric(c)``.
+  ``numeric(c)``. A clip of the gradient's norm (``clip_norm``, Keras'
+  ``clipnorm``; ``c[-1]`` a number) needs the whole gradient: once per step,
+  before the element updates, take ``c = norm_clipped(c, squares)`` with
+  ``squares`` the sum of ``g**2`` over the array (it returns ``c`` as it is
+  when the clip is off).
 - The chapter's rule with a short, stable signature:
   ``x, s = rmsprop_update(x, g, s, lr, gamma, eps)``.
 
@@ -52,9 +56,10 @@ from numba.extending import overload
 
 from ._neutral import HIGHEST, LOWEST, ONE, ZERO, Neutral
 from .backends import _neutral_types  # noqa: F401  (the Numba types of the neutrals)
-from .rules import REGISTRY, adagrad, adam, debias, momentum, rmsprop, sgd  # noqa: F401 - the rules, for users
+from .backends import _parts  # noqa: F401  (norm_clipped's Numba implementation)
+from .rules import REGISTRY, adagrad, adam, debias, momentum, norm_clipped, rmsprop, sgd  # noqa: F401 - for users
 
-__all__ = [*REGISTRY, "debias", "rmsprop_update", "numeric", "ZERO", "ONE", "LOWEST", "HIGHEST"]
+__all__ = [*REGISTRY, "debias", "norm_clipped", "rmsprop_update", "numeric", "ZERO", "ONE", "LOWEST", "HIGHEST"]
 
 
 def _callable_from_jitted_code(fn: Callable) -> None:
@@ -128,7 +133,7 @@ def rmsprop_update(x, g, s, lr, gamma, eps):
 def _chapter(x, g, s, lr, gamma, eps, one):
     x, s, _, _ = rmsprop(x, g, s, ZERO, ZERO, ONE, ONE,
                          (ONE, ZERO, LOWEST, HIGHEST, ZERO, gamma, one - gamma, ZERO, eps, ZERO, ZERO, lr, ONE, ZERO,
-                          ONE, LOWEST, HIGHEST))
+                          ONE, LOWEST, HIGHEST, HIGHEST))
     return x, s
 
 

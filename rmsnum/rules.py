@@ -135,7 +135,7 @@ def sgd(x, g, r1, r2, c):
 
     ``c`` unpacks as :data:`SGD_COEFFICIENTS`; ``clip(v)`` is ``min(max(v, g_lo), g_hi)``,
     before the weight decay as in MXNet's SGD. The book's rule is
-    ``(ONE, LOWEST, HIGHEST, ZERO, lr)``.
+    ``(ONE, LOWEST, HIGHEST, ZERO, lr, HIGHEST)``.
     """
     gscale, g_lo, g_hi, wd, lr, g_norm = c
     g = min(max(gscale * g, g_lo), g_hi) + wd * x

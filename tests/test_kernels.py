@@ -74,7 +74,8 @@ def test_general_form_equals_step_bit_for_bit(name, dtype):
         for arr, name in zip(slots, names):
             if getattr(state, name) is None:  # a slot the optimizer does not keep reads 0 at every step
                 arr[:] = 0
-        run(x, g, slots, r1, r2, opt.coefficients(dtype))
+        flat = g.reshape(-1)  # clip_norm (Keras' clipnorm): the step's coefficients from the gradient's norm
+        run(x, g, slots, r1, r2, rk.norm_clipped(opt.coefficients(dtype), dt(np.dot(flat, flat))))
     assert x.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(x, xs)
     for arr, slot in zip(slots, names):
