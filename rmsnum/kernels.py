@@ -91,7 +91,7 @@ def numeric(coefficients: tuple, dtype: Any = None) -> tuple:
     --------
     >>> import rmsnum as rn
     >>> numeric(rn.SGD(lr=0.5).coefficients("float32"))
-    (np.float32(1.0), np.float32(-inf), np.float32(inf), np.float32(0.0), np.float32(0.5))
+    (np.float32(1.0), np.float32(-inf), np.float32(inf), np.float32(0.0), np.float32(0.5), np.float32(inf))
     >>> numeric(rn.RMSProp(lr=0.4).coefficients())[:4]
     (np.float64(1.0), np.float64(0.0), np.float64(-inf), np.float64(inf))
     """

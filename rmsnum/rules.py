@@ -363,10 +363,12 @@ def lookup(update: Callable) -> Rule:
 
 def norm_clipped(c, squares):
     """The coefficients ``c`` of a rule for a gradient whose squares sum to ``squares``:
-    the gradient's scale ``c[0]`` times ``limit / max(sqrt(squares), limit)``, with
-    ``limit = c[-1]`` (``g_norm``), so that the rule's ``gscale * g`` has norm <= limit
-    (``|gscale|`` times); ``c`` itself when ``g_norm`` is HIGHEST (no clip). The
-    engines call it once per step and configuration, before the element updates.
+    the gradient's scale ``c[0]`` times ``limit / norm`` where the norm ``sqrt(squares)``
+    exceeds ``limit = c[-1]`` (``g_norm``), so that the rule's ``gscale * g`` has norm <=
+    limit (``|gscale|`` times); ``c`` itself when ``g_norm`` is HIGHEST (no clip). A
+    limit of +inf (a configuration without the clip among ones with it) scales by 1,
+    a norm that overflowed to +inf by 0 (as Keras). The engines call it once per step
+    and configuration, before the element updates.
 
     >>> from rmsnum._neutral import ONE, HIGHEST
     >>> norm_clipped((ONE, 2.0), 16.0), norm_clipped((ONE, 2.0), 1.0), norm_clipped((ONE, HIGHEST), 16.0)
@@ -375,7 +377,8 @@ def norm_clipped(c, squares):
     limit = c[-1]
     if isinstance(limit, Neutral):
         return c
-    return (c[0] * (limit / max(math.sqrt(squares), limit)),) + c[1:]
+    norm = math.sqrt(squares)
+    return (c[0] * (limit / norm if norm > limit else type(limit)(1)),) + c[1:]
 
 
 def debias(d, beta, one_minus_beta):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from frameworks import framework, jax_precision, keras_precision
+from oracle import reference_step
 
 import rmsnum as rn
 
@@ -339,6 +340,40 @@ def test_torch_matches_torch_optim_sgd_adagrad_and_maximize(name, preset, kwargs
 
 @FRAMEWORKS
 @BOTH
+@pytest.mark.parametrize("name,preset,kwargs", [
+    ("RMSprop", rn.RMSProp.keras, dict(learning_rate=0.02, momentum=0.5, global_clipnorm=2.0)),
+    ("Adam", rn.Adam.keras, dict(learning_rate=0.05, global_clipnorm=2.0)),
+    ("RMSprop", rn.RMSProp.keras, dict(learning_rate=0.02, clipnorm=1.5)),
+], ids=lambda c: c if isinstance(c, str) else _id(c) if isinstance(c, dict) else "")
+def test_keras_norm_clips_of_two_variables_stepped_together(name, preset, kwargs, dtype):
+    """Keras' clipnorm clips each variable by its own norm, global_clipnorm both by their joint norm:
+    rmsnum steps each array, with step's ``norm`` the joint norm for global_clipnorm. The joint norm
+    is formed here in float64 (Keras sums in the dtype): inside the float32 tolerance."""
+    parts = (slice(0, 2), slice(2, None))
+    with keras_precision(dtype) as keras:
+        variables = [keras.Variable(X0[part].astype(dtype), dtype=np.dtype(dtype).name) for part in parts]
+        keras_opt = getattr(keras.optimizers, name)(**kwargs)
+        want = []
+        for t in range(STEPS):
+            g = gradient(np.concatenate([keras.ops.convert_to_numpy(var.value) for var in variables]), t)
+            keras_opt.apply_gradients([(keras.ops.convert_to_tensor(g[part]), var) for part, var in zip(parts, variables)])
+            want.append(np.concatenate([keras.ops.convert_to_numpy(var.value) for var in variables]))
+    opt = preset(**kwargs)
+    arrays = [X0[part].astype(dtype) for part in parts]
+    states = [opt.init(x) for x in arrays]
+    got = []
+    for t in range(STEPS):
+        g = gradient(np.concatenate(arrays), t)
+        grads = [g[part].copy() for part in parts]
+        norm = math.sqrt(sum(float(np.vdot(h, h)) for h in grads)) if "global_clipnorm" in kwargs else None
+        for x, h, state in zip(arrays, grads, states):
+            opt.step(x, h, state, norm=norm)
+        got.append(np.concatenate(arrays))
+    assert_same_trajectory(np.array(got), np.array(want), dtype)
+
+
+@FRAMEWORKS
+@BOTH
 @pytest.mark.parametrize("kwargs", ADAGRAD_KERAS_CASES, ids=_id)
 def test_keras_matches_keras_optimizers_adagrad(kwargs, dtype):
     compare(rn.Adagrad.keras, lambda kw, dt: keras_run(kw, dt, "Adagrad"), kwargs, dtype)
@@ -501,14 +536,20 @@ ALL_HAND_WORKED = HAND_WORKED + ADAM_HAND_WORKED + MXNET_HAND_WORKED
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-6)], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", ALL_HAND_WORKED, ids=[_hand_id(c) for c in ALL_HAND_WORKED])
 def test_hand_worked_steps(case, dtype, rtol):
+    """rmsnum's compiled step in float64 and the NumPy reference in both dtypes. (The compiled float32
+    kernels of these presets equal the reference in every engine: the rows of conftest.OPTIMIZERS;
+    compiling one step kernel per case and dtype here would take a minute of the README's test run.)"""
     preset, kwargs, x0, grads, expected = case
     opt = (getattr(rn.RMSProp, preset) if isinstance(preset, str) else preset)(**kwargs)
-    x = np.array([x0], dtype=dtype)
-    state = opt.init(x)
-    for g in grads:
-        opt.step(x, np.array([g], dtype=dtype), state)
-    assert state.t == len(grads)
-    np.testing.assert_allclose(x[0], expected, rtol=rtol, atol=0)
+    steps = (opt.step, lambda x, g, state: reference_step(opt, x, g, state)) if dtype == np.float64 else (
+        lambda x, g, state: reference_step(opt, x, g, state),)
+    for step in steps:
+        x = np.array([x0], dtype=dtype)
+        state = opt.init(x)
+        for g in grads:
+            step(x, np.array([g], dtype=dtype), state)
+        assert state.t == len(grads)
+        np.testing.assert_allclose(x[0], expected, rtol=rtol, atol=0)
 
 
 def test_readme_table_names_every_compared_preset():

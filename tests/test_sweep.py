@@ -415,11 +415,12 @@ def test_tf_keras2_preset_switches_eps_with_momentum_in_a_sweep():
 
 # The framework options of issue 19 as grid axes: each crosses the option on and off, and every
 # configuration equals simulate. The first case runs blocks of 64 lanes (20 learning rates x the
-# gradient's scale, its clip and the weights' clip on and off); the others are small groups, whose
-# one-lane blocks are simulate's own kernel.
+# gradient's clip and the clip of its norm on and off, with its scale and the weights' clip: lanes with
+# and without each clip share a kernel, an unclipped lane's limits being -inf and +inf); the others are
+# small groups, whose one-lane blocks are simulate's own kernel.
 FRAMEWORK_OPTION_AXES = [
-    (rn.RMSProp.mxnet, {"learning_rate": np.linspace(0.01, 0.1, 20), "clip_gradient": [0.0, 0.05]},
-     {"wd": 0.1, "rescale_grad": 0.5, "clip_weights": 0.9}),
+    (rn.RMSProp, {"lr": np.linspace(0.01, 0.1, 20), "clip_gradient": [0.0, 0.05], "clip_norm": [0.0, 0.5]},
+     {"weight_decay": 0.1, "rescale_grad": 0.5, "clip_weights": 0.9}),
     (rn.RMSProp.torch, {"maximize": [False, True], "momentum": [0.0, 0.5]}, {"lr": 0.01}),
     (rn.Adam.torch, {"maximize": [False, True], "weight_decay": [0.0, 0.1]}, {"lr": 0.01}),
     (rn.SGD.torch, {"momentum": [0.0, 0.9], "dampening": [0.0, 0.5], "maximize": [False, True]},
@@ -437,7 +438,7 @@ FRAMEWORK_OPTION_AXES = [
 
 
 @pytest.mark.parametrize("preset, grid, fixed", FRAMEWORK_OPTION_AXES,
-                         ids=[f"{p.__self__.__name__}.{p.__name__}-{'-'.join(g)}" for p, g, _ in FRAMEWORK_OPTION_AXES])
+                         ids=[f"{p.__qualname__}-{'-'.join(g)}" for p, g, _ in FRAMEWORK_OPTION_AXES])
 def test_framework_options_as_grid_axes_equal_simulate(preset, grid, fixed):
     x0 = (1.0, -1.0, 0.5)
     res = rn.sweep(preset, DENSE, x0, 40, grid, fixed=fixed, progress=False)

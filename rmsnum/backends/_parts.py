@@ -19,6 +19,7 @@ import math
 import types
 
 import numba
+import numpy as np
 from numba.extending import overload
 
 from .._neutral import ZERO, Neutral
@@ -191,10 +192,12 @@ def _squares_impl(g, j, n, c):
 def _norm_clipped_impl(c, squares):
     if isinstance(c.types[-1], NeutralType):
         return lambda c, squares: c
+    one = np.dtype(squares.name).type(1)  # a constant of the working dtype, not a float64 literal
 
     def clipped(c, squares):
         limit = c[-1]
-        return (c[0] * (limit / max(math.sqrt(squares), limit)),) + c[1:]
+        norm = math.sqrt(squares)
+        return (c[0] * (limit / norm if norm > limit else one),) + c[1:]
     return clipped
 
 
