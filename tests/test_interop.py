@@ -234,6 +234,7 @@ KERAS_CASES = [
     ("Adam", rn.Adam.keras, dict(learning_rate=0.05, beta_1=0.8, amsgrad=True, weight_decay=0.1)),
     ("AdamW", rn.AdamW.keras, dict(learning_rate=0.05, weight_decay=0.3)),
     ("Adagrad", rn.Adagrad.keras, dict(learning_rate=0.3, clipvalue=0.5)),
+    ("RMSprop", rn.RMSProp.keras, dict(learning_rate=0.02, momentum=0.5, clipnorm=3.0)),
 ]
 
 
