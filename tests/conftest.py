@@ -51,11 +51,12 @@ OPTIMIZERS = {
     "momentum": rn.Momentum(lr=0.02, beta=0.9),
     "preset-momentum-torch": rn.SGD.torch(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01),
     "adagrad": rn.Adagrad(lr=0.3),
-    "preset-adagrad-torch": rn.Adagrad.torch(lr=0.3, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1),
+    # torch's Adagrad (lr_decay, initial accumulator, weight decay, maximize) with the rarely-on options of the
+    # rule (a clip, a clip of the norm): one row, one kernel of its own
+    "adagrad-torch-options-clipped": dataclasses.replace(
+        rn.Adagrad.torch(lr=0.3, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, maximize=True),
+        clip_gradient=0.5, clip_norm=1.0),
     "preset-adagrad-keras": rn.Adagrad.keras(learning_rate=0.3, weight_decay=0.01),
-    # the gradient's rarely-on transformations, one row per rule that has no other (each such row is a
-    # kernel of its own): a negative scale (maximize), a clip and a clip of the norm
-    "adagrad-maximize-clipped": rn.Adagrad(lr=0.3, maximize=True, clip_gradient=0.5, clip_norm=1.0),
     "adam": rn.Adam(lr=0.05),
     "adam-amsgrad": rn.Adam(lr=0.05, amsgrad=True),
     "preset-adam-torch": rn.Adam.torch(lr=0.05, weight_decay=0.1, amsgrad=True),

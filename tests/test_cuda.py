@@ -529,7 +529,7 @@ def test_float32_kernels_have_no_float64_instructions(nvvm, hopper, name):
 # (it sees float64 instructions where there are some), and float64 state (two registers a value) must
 # stay in registers too
 @pytest.mark.parametrize("name", ["rmsprop-everything", "rmsprop-mxnet-options-norm-clipped",
-                                  "momentum-mxnet-options-damped", "adagrad-maximize-clipped", "preset-adam-torch",
+                                  "momentum-mxnet-options-damped", "adagrad-torch-options-clipped", "preset-adam-torch",
                                   "preset-sgd-torch"])
 def test_float64_kernels_are_seen_to_use_float64_and_keep_their_state_in_registers(nvvm, hopper, name):
     sweep_ptx, step_ptx = _kernel_ptx(OPTIMIZERS[name], "float64")

@@ -15,7 +15,7 @@ from rmsnum.backends import cpu
 from oracle import reference_step  # tests/ is on sys.path
 
 STEPS = 60
-OBJECTIVES = (rn.quadratic_2d(), rn.rotated_quadratic_2d(), rn.Quadratic([1.0, 2.0, 3.0], [1.0, 0.0, -1.0]))
+OBJECTIVES = (rn.rotated_quadratic_2d(), rn.Quadratic([1.0, 2.0, 3.0], [1.0, 0.0, -1.0]))  # a dense A, a diagonal
 T = np.arange(STEPS)
 
 # Per optimizer of conftest.OPTIMIZERS: a schedule of several of its hyperparameters (arrays of STEPS values).
