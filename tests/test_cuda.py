@@ -518,11 +518,18 @@ def test_float32_kernels_have_no_float64_instructions(nvvm, hopper, name):
         f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
         assert not f64, f"{name} {kind} float32 kernel uses float64: {f64[:3]}"
     assert "ld.local" not in sweep_ptx, f"{name}: sweep state spilled out of registers"
-    if name in ("rmsprop-everything", "adam", "sgd"):
+    if name in ("rmsprop-everything", "rmsprop-mxnet-options-norm-clipped", "adam", "sgd"):
         like, sweep_args, _ = _kernel_arguments(opt, "float32")
         wide = cuda_backend._run_quadratic_wide_kernel(opt.rule, cuda_backend._pattern(like), 128,
                                                        np.dtype(np.float32))
         assert ".f64" not in _ptx(wide, (*sweep_args, sweep_args[0])), f"{name} wide float32"
+
+
+def test_the_norm_of_a_step_compiles_and_keeps_its_dtype(nvvm, hopper):
+    """The one-block sum of squares that a step's clip of the gradient's norm launches."""
+    for dtype in ("float32", "float64"):
+        ptx = _ptx(cuda_backend._squares_kernel(np.dtype(dtype)), (np.zeros(5, dtype), np.zeros(1, dtype)))
+        assert (".f64" in ptx) == (dtype == "float64"), dtype
 
 
 # float64 once per rule, with the most state and coefficients: the check above must be able to fail

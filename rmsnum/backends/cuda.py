@@ -418,6 +418,18 @@ def _run_quadratic_wide_template(x, S, d, dec, C, P, one, half, sigma, seeds, fs
         _store(d, (blk, 1, j), d2)
 
 
+def _tree_sum(scratch, tid, width):
+    """``scratch[0]`` <- the sum of ``scratch[:width]`` (shared; ``width`` a power of 2, one
+    entry per thread of the block), in a tree: the same order on every call."""
+    cuda.syncthreads()
+    half_width = width // 2
+    while half_width > 0:
+        if tid < half_width:
+            scratch[tid] += scratch[tid + half_width]
+        cuda.syncthreads()
+        half_width //= 2
+
+
 def _wide_unclipped(c, g, j, n, tid, scratch):
     """No clip of the gradient's norm: the coefficients as they are."""
     return c
@@ -432,13 +444,7 @@ def _wide_clipped(c, g, j, n, tid, scratch):
         total += g[i, j] * g[i, j]
     cuda.syncthreads()  # every thread has read the value from scratch
     scratch[tid] = total
-    cuda.syncthreads()
-    half_width = THREADS // 2  # noqa: F821
-    while half_width > 0:
-        if tid < half_width:
-            scratch[tid] += scratch[tid + half_width]
-        cuda.syncthreads()
-        half_width //= 2
+    _tree_sum(scratch, tid, THREADS)  # noqa: F821 - THREADS bound per instance
     return norm_clipped(c, scratch[0])
 
 
@@ -451,20 +457,14 @@ def _squares_template(g, out):
     for i in range(tid, g.size, THREADS_PER_BLOCK):
         total += g[i] * g[i]
     scratch[tid] = total
-    cuda.syncthreads()
-    half_width = THREADS_PER_BLOCK // 2
-    while half_width > 0:
-        if tid < half_width:
-            scratch[tid] += scratch[tid + half_width]
-        cuda.syncthreads()
-        half_width //= 2
+    _tree_sum(scratch, tid, THREADS_PER_BLOCK)
     if tid == 0:
         out[0] = scratch[0]
 
 
 @functools.cache
 def _squares_kernel(dtype: np.dtype) -> Callable:
-    return cuda.jit(rebind(_squares_template, DTYPE=dtype.type))
+    return cuda.jit(rebind(_squares_template, DTYPE=dtype.type, _tree_sum=_device(_tree_sum)))
 
 
 def squares(g) -> np.floating:
@@ -507,7 +507,7 @@ def _run_quadratic_wide_kernel(rule: Callable, pattern: tuple, threads: int, dty
     parts = _device_parts(rule)
     clip = _wide_unclipped if isinstance(pattern[-1], Neutral) else _wide_clipped
     fn = rebind(_run_quadratic_wide_template, LIKE=pattern, THREADS=threads, DTYPE=dtype.type,
-                _wide_norm_clipped=_device(rebind(clip, THREADS=threads)), **parts)
+                _wide_norm_clipped=_device(rebind(clip, THREADS=threads, _tree_sum=_device(_tree_sum))), **parts)
     return cuda.jit(fn)
 
 
