@@ -164,11 +164,9 @@ def _gather_impl(C, j, like):
 
 
 def _squares(g, j, n, c):
-    """The sum of ``g[i, j]**2`` over the n coordinates of lane j, in order, when the
-    coefficients ``c`` clip the gradient's norm (its last, ``g_norm``, is a number);
-    else nothing is computed and ``c``'s HIGHEST is returned (see :func:`rmsnum.rules.norm_clipped`)."""
-    if isinstance(c[-1], Neutral):
-        return c[-1]
+    """The sum of ``g[i, j]**2`` over the n coordinates of lane j, in order, for the
+    coefficients ``c`` (see :func:`rmsnum.rules.norm_clipped`). Compiled, nothing is
+    computed when ``c`` does not clip the gradient's norm (its last, ``g_norm``, is HIGHEST)."""
     total = g[0, j] * g[0, j]
     for i in range(1, n):
         total += g[i, j] * g[i, j]
@@ -179,13 +177,7 @@ def _squares(g, j, n, c):
 def _squares_impl(g, j, n, c):
     if isinstance(c.types[-1], NeutralType):
         return lambda g, j, n, c: c[-1]
-
-    def squares(g, j, n, c):
-        total = g[0, j] * g[0, j]
-        for i in range(1, n):
-            total += g[i, j] * g[i, j]
-        return total
-    return squares
+    return _squares  # the Python body
 
 
 @overload(norm_clipped)  # rmsnum.rules.norm_clipped, compiled: nothing at all when off
